@@ -1,0 +1,32 @@
+# Two commands for a new machine: `make demo` and `make test`. Each creates .venv and installs.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+ARGS   ?=
+
+.PHONY: install demo test lint pytest bench clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "opswatch needs Python 3.11 or newer (found %s); set PYTHON=python3.11" % sys.version.split()[0])'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/opswatch demo $(ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check core tui tests bench
+	$(BIN)/mypy core
+
+pytest: $(STAMP)
+	$(BIN)/pytest -q $(ARGS)
+
+test: lint pytest
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,46 @@
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import pytest_asyncio
+
+from core.db import Database, PoolSettings
+from tests.pg import DatabaseFactory, server_dsn
+
+
+@pytest.fixture(scope="session")
+def pg_admin_dsn() -> Iterator[str]:
+    """DSN of the session's PostgreSQL server (embedded unless OPSWATCH_TEST_DSN is set)."""
+    with server_dsn() as dsn:
+        yield dsn
+
+
+@pytest_asyncio.fixture(scope="session")
+async def db_factory(pg_admin_dsn: str) -> AsyncIterator[DatabaseFactory]:
+    factory = DatabaseFactory(pg_admin_dsn)
+    await factory.prepare_template()
+    yield factory
+    await factory.drop_all()
+
+
+@pytest_asyncio.fixture(scope="module")
+async def db_dsn(db_factory: DatabaseFactory, request: pytest.FixtureRequest) -> str:
+    """A fresh database (app schema + opswatch schema) for this test module."""
+    label = re.sub(r"[^a-z0-9]+", "_", request.module.__name__.rsplit(".", 1)[-1].lower())
+    return await db_factory.create(label)
+
+
+@pytest_asyncio.fixture
+async def fresh_db_dsn(db_factory: DatabaseFactory, request: pytest.FixtureRequest) -> str:
+    """A fresh database for one test that needs an empty slate."""
+    label = re.sub(r"[^a-z0-9]+", "_", request.node.name.lower())[:30]
+    return await db_factory.create(label)
+
+
+@pytest_asyncio.fixture
+async def database(db_dsn: str) -> AsyncIterator[Database]:
+    db = Database(db_dsn, PoolSettings(min_size=1, max_size=4))
+    yield db
+    await db.close()

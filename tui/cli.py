@@ -1,0 +1,66 @@
+"""The ``opswatch`` command: argparse front door.
+
+Subcommands live in ``tui.commands.*``; each module exposes ``register(subparsers, common)``
+and is discovered at start-up, so adding a command never touches this file. Expected
+failures (bad config, bad input, unreachable database) end with one line on stderr and
+exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+from collections.abc import Sequence
+
+from tui.commands import COMMAND_ORDER
+from tui.commands.common import UsageError, add_common_options, package_version
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"opswatch: error: {message} (see '{self.prog} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="opswatch",
+        description=(
+            "Watch a POS backend: endpoint uptime and latency, error-rate thresholds, event failures "
+            "and the dead-letter queue, with Slack alerts. Without a subcommand, opens the console."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"opswatch {package_version()}")
+    add_common_options(parser, top_level=True)
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    import tui.commands as package
+
+    modules = [importlib.import_module(f"tui.commands.{m.name}") for m in pkgutil.iter_modules(package.__path__)]
+    modules = [m for m in modules if hasattr(m, "register")]
+    modules.sort(key=lambda m: COMMAND_ORDER.index(m.__name__.rsplit(".", 1)[-1])
+                 if m.__name__.rsplit(".", 1)[-1] in COMMAND_ORDER else len(COMMAND_ORDER))
+    for module in modules:
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = getattr(args, "handler", None)
+    if handler is None:
+        from tui.commands.console import run_console
+
+        handler = run_console
+    try:
+        return int(handler(args))
+    except UsageError as exc:
+        print(f"opswatch: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

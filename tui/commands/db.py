@@ -1,0 +1,71 @@
+"""opswatch db migrate | init-app-schema"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import asyncpg
+
+from core.db import describe_error
+from core.migrate import init_app_schema, migrate
+from tui.commands.common import UsageError, load_config_for, require_dsn, run_async, subparser
+
+
+def register(subparsers: Any) -> None:
+    parser = subparser(subparsers, "db", "manage opswatch's own schema in PostgreSQL")
+    sub = parser.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    mig = sub.add_parser(
+        "migrate",
+        help="create or upgrade schema 'opswatch' (audit log, alert state, outbox, probe samples)",
+        description="Apply opswatch's versioned SQL migrations to schema 'opswatch' in database.dsn. "
+        "Safe to run repeatedly and from several hosts at once. Never alters the app's own tables.",
+    )
+    mig.set_defaults(handler=_migrate)
+    app = sub.add_parser(
+        "init-app-schema",
+        help="create the POS app's tables (businesses, dead_letter_messages, ...) for demos and tests",
+        description="Create the monitored app's tables from the seed DDL (businesses, social_channels, "
+        "social_messages, event_failures, dead_letter_messages) if they do not exist. For demo and "
+        "test databases; a production backend owns its own schema.",
+    )
+    app.set_defaults(handler=_init_app)
+
+
+async def _connect(dsn: str) -> asyncpg.Connection:
+    try:
+        return await asyncpg.connect(dsn, timeout=10)
+    except Exception as exc:  # any connect failure is reported as one line
+        raise UsageError(f"cannot connect to the database: {describe_error(exc)}") from exc
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    dsn = require_dsn(load_config_for(args))
+
+    async def go() -> int:
+        conn = await _connect(dsn)
+        try:
+            applied = await migrate(conn)
+        finally:
+            await conn.close()
+        names = ", ".join(f"{m.version:04d}_{m.name}" for m in applied) or "nothing to do"
+        print(f"migrations applied: {names}")
+        return 0
+
+    return run_async(go())
+
+
+def _init_app(args: argparse.Namespace) -> int:
+    config = load_config_for(args)
+    dsn = require_dsn(config)
+
+    async def go() -> int:
+        conn = await _connect(dsn)
+        try:
+            await init_app_schema(conn, dict(config.database.tables))
+        finally:
+            await conn.close()
+        print("app schema ready")
+        return 0
+
+    return run_async(go())
