@@ -742,7 +742,7 @@ class SlackConfig(_Model):
     """Routing per severity."""
     username: str = "opswatch"
     """Sender name shown in Slack."""
-    timeout: PositiveDuration = 10.0
+    timeout: PositiveDuration = 5.0
     """HTTP timeout of one delivery."""
 
     @model_validator(mode="before")
@@ -775,8 +775,9 @@ class OutboxConfig(_Model):
     """Upper bound of the retry delay."""
     poll_interval: PositiveDuration = 1.0
     """How often the outbox is checked for due deliveries."""
-    lease: PositiveDuration = 30.0
-    """How long an instance owns a delivery before another may take it over."""
+    lease: PositiveDuration = 10.0
+    """How long an instance owns a delivery before another may take it over (keep it near
+    two evaluation intervals so a dead sender's deliveries are taken over quickly)."""
 
     @model_validator(mode="after")
     def _check(self) -> OutboxConfig:

@@ -603,10 +603,10 @@ def test_default_config() -> None:
     )  # fmt: skip
     assert (config.alerts.flapping.transitions, config.alerts.flapping.window) == (4, 600.0)
     slack = config.notifications.slack
-    assert (slack.enabled, slack.username, slack.timeout) == (False, "opswatch", 10.0)
+    assert (slack.enabled, slack.username, slack.timeout) == (False, "opswatch", 5.0)
     outbox = config.notifications.outbox
     assert (outbox.max_attempts, outbox.backoff_initial, outbox.backoff_max) == (8, 2.0, 300.0)
-    assert (outbox.poll_interval, outbox.lease) == (1.0, 30.0)
+    assert (outbox.poll_interval, outbox.lease) == (1.0, 10.0)
     assert config.notifications.pagerduty.url == "https://events.pagerduty.com/v2/enqueue"
     assert config.notifications.pagerduty.severities == ("critical",)
     assert not config.notifications.pagerduty.enabled and not config.notifications.email.enabled

@@ -1,0 +1,343 @@
+"""The persistent notification outbox (``opswatch.notification_outbox``).
+
+A notification is rendered and stored *before* anything is sent, under a deterministic
+``dedup_key`` (``INSERT ... ON CONFLICT DO NOTHING``), so evaluating the same alert twice
+never queues it twice. Deliverers claim rows with a lease (``locked_by``/``locked_until``,
+``FOR UPDATE SKIP LOCKED``): one instance sends a row; if it dies, the lease runs out and
+another takes over. Per route only the oldest pending row is eligible, so a firing message
+and its resolved message arrive in order, and a rate-limited webhook is not hammered.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from core.db import Database
+from core.notify.base import Notification, Notifier, summary_line
+from core.safe_text import display_text, first_line
+from core.snapshot import OutboxSummary
+
+__all__ = [
+    "STATUSES",
+    "ClaimedRow",
+    "OutboxEntry",
+    "OutboxItem",
+    "claim",
+    "enqueue",
+    "entries",
+    "items_for",
+    "list_outbox",
+    "mark_delivered",
+    "mark_failed",
+    "outbox_summary",
+    "prune_delivered",
+    "requeue",
+]
+
+STATUSES = ("pending", "delivered", "dead")
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    dedup_key: str
+    channel: str
+    route: str
+    severity: str
+    kind: str
+    payload: Mapping[str, Any]
+    summary: str
+    alerts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ClaimedRow:
+    id: int
+    channel: str
+    route: str
+    kind: str
+    severity: str
+    payload: dict[str, Any]
+    attempts: int
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    """One outbox row for the UI and the CLI (text already made safe to display)."""
+
+    id: int
+    created_at: datetime
+    channel: str
+    route: str
+    severity: str
+    kind: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    last_status: int | None
+    delivered_at: datetime | None
+    summary: str
+
+
+def items_for(notification: Notification, notifiers: Mapping[str, Notifier]) -> list[OutboxItem]:
+    """Render ``notification`` for every route that takes its severity."""
+    kind = "grouped" if notification.kind == "firing" and notification.grouped else notification.kind
+    summary = summary_line(notification)
+    alerts = tuple(f"{a.rule}/{a.scope}" if a.scope else a.rule for a in notification.alerts)
+    items: list[OutboxItem] = []
+    for notifier in notifiers.values():
+        routes = notifier.routes(notification.severity)
+        if not routes:
+            continue
+        for rendered in notifier.render(notification):
+            for route in routes:
+                key = f"{notification.key}|{route}" + (f"|{rendered.suffix}" if rendered.suffix else "")
+                items.append(
+                    OutboxItem(
+                        key,
+                        notifier.channel,
+                        route,
+                        notification.severity,
+                        kind,
+                        rendered.payload,
+                        summary,
+                        alerts,
+                    )
+                )
+    return items
+
+
+async def enqueue(
+    conn: asyncpg.Connection, items: Sequence[OutboxItem], *, delivered: bool = False
+) -> list[int]:
+    """Store ``items``; ones whose dedup_key exists are skipped. Returns the new row ids.
+
+    ``delivered=True`` records items that were already sent another way (database outage).
+    """
+    if not items:
+        return []
+    rows = await conn.fetch(
+        """
+        INSERT INTO opswatch.notification_outbox
+            (dedup_key, channel, route, severity, kind, payload, summary, alerts,
+             status, attempts, delivered_at)
+        SELECT k, c, r, s, kd, p::jsonb, sm, COALESCE(string_to_array(a, E'\\x1f'), '{}'),
+               CASE WHEN $9 THEN 'delivered' ELSE 'pending' END, CASE WHEN $9 THEN 1 ELSE 0 END,
+               CASE WHEN $9 THEN clock_timestamp() END
+        FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                    $8::text[]) AS t(k, c, r, s, kd, p, sm, a)
+        ON CONFLICT (dedup_key) DO NOTHING
+        RETURNING id
+        """,
+        [i.dedup_key for i in items],
+        [i.channel for i in items],
+        [i.route for i in items],
+        [i.severity for i in items],
+        [i.kind for i in items],
+        [json.dumps(i.payload, ensure_ascii=False) for i in items],
+        [i.summary for i in items],
+        ["\x1f".join(i.alerts) if i.alerts else None for i in items],
+        delivered,
+    )
+    return [int(r["id"]) for r in rows]
+
+
+_CLAIM = """
+UPDATE opswatch.notification_outbox AS o
+SET locked_by = $1, locked_until = clock_timestamp() + make_interval(secs => $2)
+WHERE o.id IN (
+    SELECT c.id FROM opswatch.notification_outbox AS c
+    WHERE c.status = 'pending'
+      AND c.next_attempt_at <= clock_timestamp()
+      AND (c.locked_until IS NULL OR c.locked_until < clock_timestamp())
+      AND {eligible}
+    ORDER BY c.id
+    LIMIT $3
+    FOR UPDATE SKIP LOCKED
+)
+AND o.status = 'pending'
+AND (o.locked_until IS NULL OR o.locked_until < clock_timestamp())
+RETURNING o.id, o.channel, o.route, o.kind, o.severity, o.payload, o.attempts
+"""
+_HEADS = """c.id IN (SELECT DISTINCT ON (h.route) h.id FROM opswatch.notification_outbox AS h
+                  WHERE h.status = 'pending' ORDER BY h.route, h.id)"""
+
+
+async def claim(
+    db: Database,
+    *,
+    instance_id: str,
+    lease_s: float,
+    limit: int = 20,
+    only_ids: Collection[int] | None = None,
+) -> list[ClaimedRow]:
+    """Lease due rows to ``instance_id``: the oldest pending row of each route (or ``only_ids``)."""
+    if only_ids is not None:
+        rows = await db.fetch(
+            _CLAIM.format(eligible="c.id = ANY($4::bigint[])"),
+            instance_id,
+            float(lease_s),
+            limit,
+            list(only_ids),
+        )
+    else:
+        rows = await db.fetch(_CLAIM.format(eligible=_HEADS), instance_id, float(lease_s), limit)
+    return [
+        ClaimedRow(
+            id=int(r["id"]),
+            channel=r["channel"],
+            route=r["route"],
+            kind=r["kind"],
+            severity=r["severity"],
+            payload=json.loads(r["payload"]),
+            attempts=int(r["attempts"]),
+        )
+        for r in sorted(rows, key=lambda r: int(r["id"]))
+    ]
+
+
+async def mark_delivered(db: Database, row_id: int, instance_id: str, status: int | None) -> bool:
+    """False when the lease was lost meanwhile (another instance owns the row now)."""
+    done = await db.fetchval(
+        """
+        UPDATE opswatch.notification_outbox
+        SET status = 'delivered', delivered_at = clock_timestamp(), attempts = attempts + 1,
+            last_attempt_at = clock_timestamp(), last_status = $3, last_error = NULL,
+            locked_by = NULL, locked_until = NULL
+        WHERE id = $1 AND locked_by = $2 AND status = 'pending'
+        RETURNING id
+        """,
+        row_id,
+        instance_id,
+        status,
+    )
+    return done is not None
+
+
+async def mark_failed(
+    db: Database,
+    row_id: int,
+    instance_id: str,
+    *,
+    error: str,
+    status: int | None,
+    delay_s: float,
+    max_attempts: int,
+    permanent: bool,
+) -> tuple[str, int] | None:
+    """Record a failed attempt: back to pending after ``delay_s``, or dead. Returns (status, attempts)."""
+    row = await db.fetchrow(
+        """
+        UPDATE opswatch.notification_outbox
+        SET attempts = attempts + 1, last_attempt_at = clock_timestamp(), last_status = $4, last_error = $3,
+            status = CASE WHEN $6 OR attempts + 1 >= $5 THEN 'dead' ELSE 'pending' END,
+            next_attempt_at = clock_timestamp() + make_interval(secs => $7),
+            locked_by = NULL, locked_until = NULL
+        WHERE id = $1 AND locked_by = $2 AND status = 'pending'
+        RETURNING status, attempts
+        """,
+        row_id,
+        instance_id,
+        error[:500],
+        status,
+        max_attempts,
+        permanent,
+        float(delay_s),
+    )
+    return None if row is None else (str(row["status"]), int(row["attempts"]))
+
+
+async def requeue(conn: asyncpg.Connection, row_id: int) -> str | None:
+    """Put a dead row back to pending (fresh attempts). Returns the previous status, None if missing."""
+    row = await conn.fetchrow(
+        "SELECT status FROM opswatch.notification_outbox WHERE id = $1 FOR UPDATE", row_id
+    )
+    if row is None:
+        return None
+    if row["status"] == "dead":
+        await conn.execute(
+            """
+            UPDATE opswatch.notification_outbox
+            SET status = 'pending', attempts = 0, next_attempt_at = clock_timestamp(), last_error = NULL,
+                last_status = NULL, locked_by = NULL, locked_until = NULL
+            WHERE id = $1
+            """,
+            row_id,
+        )
+    return str(row["status"])
+
+
+_ENTRY_COLUMNS = """id, created_at, channel, route, severity, kind, status, attempts, next_attempt_at,
+    last_error, last_status, delivered_at, summary"""
+
+
+def _entry(r: asyncpg.Record) -> OutboxEntry:
+    error = r["last_error"]
+    return OutboxEntry(
+        id=int(r["id"]),
+        created_at=r["created_at"],
+        channel=r["channel"],
+        route=display_text(r["route"], 100),
+        severity=r["severity"],
+        kind=r["kind"],
+        status=r["status"],
+        attempts=int(r["attempts"]),
+        next_attempt_at=r["next_attempt_at"],
+        last_error=None if error is None else first_line(error, 300, redact_secrets=True),
+        last_status=r["last_status"],
+        delivered_at=r["delivered_at"],
+        summary=first_line(r["summary"] or "", 300),
+    )
+
+
+async def list_outbox(db: Database, status: str | None = None, limit: int = 100) -> list[OutboxEntry]:
+    """Newest first, optionally only one status."""
+    if status is not None and status not in STATUSES:
+        raise ValueError(f"unknown outbox status {status!r} (one of {', '.join(STATUSES)})")
+    rows = await db.fetch(
+        f"""SELECT {_ENTRY_COLUMNS} FROM opswatch.notification_outbox
+            WHERE $1::text IS NULL OR status = $1 ORDER BY id DESC LIMIT $2""",
+        status,
+        max(1, min(limit, 10_000)),
+    )
+    return [_entry(r) for r in rows]
+
+
+async def entries(db: Database, ids: Collection[int]) -> dict[int, OutboxEntry]:
+    rows = await db.fetch(
+        f"SELECT {_ENTRY_COLUMNS} FROM opswatch.notification_outbox WHERE id = ANY($1::bigint[])", list(ids)
+    )
+    return {int(r["id"]): _entry(r) for r in rows}
+
+
+async def outbox_summary(db: Database) -> OutboxSummary:
+    row = await db.fetchrow(
+        """
+        SELECT count(*) FILTER (WHERE status = 'pending') AS pending,
+               count(*) FILTER (WHERE status = 'dead') AS dead,
+               count(*) FILTER (WHERE status = 'delivered'
+                                AND delivered_at > clock_timestamp() - interval '1 hour') AS delivered
+        FROM opswatch.notification_outbox
+        WHERE status <> 'delivered' OR delivered_at > clock_timestamp() - interval '1 hour'
+        """
+    )
+    assert row is not None
+    return OutboxSummary(
+        pending=int(row["pending"]), dead=int(row["dead"]), delivered_last_hour=int(row["delivered"])
+    )
+
+
+async def prune_delivered(db: Database, older_than_s: float) -> int:
+    """Delete delivered rows older than ``older_than_s``; dead and pending rows are kept."""
+    status = await db.execute(
+        """DELETE FROM opswatch.notification_outbox
+           WHERE status = 'delivered' AND delivered_at < clock_timestamp() - make_interval(secs => $1)""",
+        float(older_than_s),
+    )
+    return int(status.split()[-1])

@@ -1,0 +1,283 @@
+"""The persistent outbox and the Deliverer: retries, Retry-After, dead letters, leases, once-only."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from core.alerting import AlertActions
+from core.config import Config
+from core.db import Database, PoolSettings
+from core.errors import ReadOnlyError
+from core.notify.delivery import Deliverer, retry_delay
+from core.notify.outbox import (
+    OutboxItem,
+    claim,
+    enqueue,
+    entries,
+    list_outbox,
+    outbox_summary,
+    prune_delivered,
+)
+from tests.servers import ScriptedReply, WebhookSink
+
+
+def make_config(sink: WebhookSink, *, max_attempts: int = 3, timeout: float = 0.3, **outbox: Any) -> Config:
+    return Config.model_validate(
+        {
+            "notifications": {
+                "slack": {
+                    "webhooks": {"critical": sink.url("crit"), "warning": sink.url("warn")},
+                    "timeout": timeout,
+                },
+                "outbox": {
+                    "max_attempts": max_attempts,
+                    "backoff_initial": 0.05,
+                    "backoff_max": 0.1,
+                    "poll_interval": 0.05,
+                    "lease": 0.5,
+                }
+                | outbox,
+            }
+        }
+    )
+
+
+def item(key: str, route: str = "slack:critical", kind: str = "firing") -> OutboxItem:
+    severity = route.split(":")[1]
+    return OutboxItem(
+        key, "slack", route, severity, kind, {"text": key, "blocks": []}, f"summary {key}", ("r/s",)
+    )
+
+
+@pytest_asyncio.fixture
+async def db(db_dsn: str) -> AsyncIterator[Database]:
+    """The module's database with opswatch's alerting tables emptied (faster than a new database)."""
+    database = Database(db_dsn, PoolSettings(min_size=1, max_size=8))
+    await database.execute(
+        "TRUNCATE opswatch.alert_state, opswatch.alert_history, opswatch.silences, opswatch.alert_leader,"
+        " opswatch.notification_outbox, opswatch.audit_log RESTART IDENTITY"
+    )
+    yield database
+    await database.close()
+
+
+@pytest_asyncio.fixture
+async def sink() -> AsyncIterator[WebhookSink]:
+    async with WebhookSink() as server:
+        yield server
+
+
+async def put(db: Database, *items: OutboxItem) -> list[int]:
+    async with db.transaction() as conn:
+        return await enqueue(conn, items)
+
+
+async def wait_status(db: Database, row_id: int, status: str, within: float = 5.0) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + within
+    for _ in range(100_000):
+        if (await entries(db, [row_id]))[row_id].status == status or loop.time() > deadline:
+            break
+        await asyncio.sleep(0.02)
+    assert (await entries(db, [row_id]))[row_id].status == status
+
+
+def test_retry_delay_grows_and_is_capped() -> None:
+    class Fixed:
+        def random(self) -> float:
+            return 1.0
+
+    delays = [retry_delay(n, 2.0, 30.0, Fixed()) for n in range(1, 7)]  # type: ignore[arg-type]
+    assert delays == [2.0, 4.0, 8.0, 16.0, 30.0, 30.0]
+    jittered = [retry_delay(3, 2.0, 30.0) for _ in range(50)]
+    assert all(4.0 <= d <= 8.0 for d in jittered) and len(set(jittered)) > 1
+
+
+async def test_enqueue_is_idempotent_by_dedup_key(db: Database) -> None:
+    first = await put(db, item("a"), item("b"))
+    again = await put(db, item("a"), item("c"))
+    assert len(first) == 2 and len(again) == 1
+    rows = await list_outbox(db)
+    assert sorted(r.summary for r in rows) == ["summary a", "summary b", "summary c"]
+    assert {r.status for r in rows} == {"pending"}
+
+
+async def test_delivers_once_and_records_it(db: Database, sink: WebhookSink) -> None:
+    config = make_config(sink)
+    [row_id] = await put(db, item("a"))
+    deliverer = Deliverer(db, config, instance_id="d1")
+    try:
+        assert await deliverer.deliver_due() == 1
+        assert await deliverer.deliver_due() == 0
+    finally:
+        await deliverer.stop()
+    [got] = sink.delivered
+    assert got.path == "/crit" and got.body == {"text": "a", "blocks": []}
+    entry = (await entries(db, [row_id]))[row_id]
+    assert (entry.status, entry.attempts, entry.last_status, entry.last_error) == ("delivered", 1, 200, None)
+    assert await outbox_summary(db) == (await deliverer.summary())
+    assert (await outbox_summary(db)).delivered_last_hour == 1
+
+
+async def test_500_then_success(db: Database, sink: WebhookSink) -> None:
+    sink.script("crit", ScriptedReply(500, body="boom"), ScriptedReply(502, body="bad gateway"))
+    [row_id] = await put(db, item("a"))
+    deliverer = Deliverer(db, make_config(sink), instance_id="d1")
+    await deliverer.start()
+    try:
+        await sink.wait_for(1)
+        await wait_status(db, row_id, "delivered")
+    finally:
+        await deliverer.stop()
+    assert [r.path for r in sink.received] == ["/crit"] * 3
+    entry = (await entries(db, [row_id]))[row_id]
+    assert entry.attempts == 3 and entry.last_error is None
+
+
+async def test_429_retry_after_is_honoured(db: Database, sink: WebhookSink) -> None:
+    sink.script("crit", ScriptedReply(429, {"Retry-After": "1"}, body="rate_limited"))
+    [row_id] = await put(db, item("a"))
+    deliverer = Deliverer(db, make_config(sink), instance_id="d1")
+    await deliverer.start()
+    try:
+        await wait_status(db, row_id, "delivered")
+    finally:
+        await deliverer.stop()
+    first, second = sink.received
+    assert second.at - first.at >= 0.95  # backoff alone would have retried after ~0.05 s
+    entry = (await entries(db, [row_id]))[row_id]
+    assert entry.status == "delivered" and entry.attempts == 2
+
+
+async def test_timeout_from_the_sink_is_retried(db: Database, sink: WebhookSink) -> None:
+    sink.script("crit", ScriptedReply(200, delay_s=1.0))
+    [row_id] = await put(db, item("a"))
+    deliverer = Deliverer(db, make_config(sink, timeout=0.3), instance_id="d1")
+    try:
+        assert await deliverer.deliver_due() == 0
+        entry = (await entries(db, [row_id]))[row_id]
+        assert (entry.status, entry.attempts, entry.last_error) == ("pending", 1, "timed out after 0.3 s")
+        await asyncio.sleep(0.15)
+        assert await deliverer.deliver_due() == 1
+    finally:
+        await deliverer.stop()
+    assert (await entries(db, [row_id]))[row_id].status == "delivered"
+
+
+async def test_dead_after_max_attempts_then_resend(db: Database, sink: WebhookSink) -> None:
+    sink.script("crit", *[ScriptedReply(500, body="down")] * 3)
+    config = make_config(sink, max_attempts=3)
+    [row_id] = await put(db, item("a"))
+    deliverer = Deliverer(db, config, instance_id="d1")
+    await deliverer.start()
+    try:
+        await wait_status(db, row_id, "dead")
+        entry = (await entries(db, [row_id]))[row_id]
+        assert (entry.attempts, entry.last_error, entry.last_status) == (3, "HTTP 500: down", 500)
+        assert (await outbox_summary(db)).dead == 1
+        assert [e.id for e in await list_outbox(db, "dead")] == [row_id]
+
+        with pytest.raises(ReadOnlyError):
+            await AlertActions(db, config, actor="wall", read_only=True).resend(row_id)
+        actions = AlertActions(db, config, actor="alice")
+        result = await actions.resend(row_id)
+        assert result.outcome == "applied"
+        deliverer.wake()
+        await wait_status(db, row_id, "delivered")
+        assert (await actions.resend(row_id)).outcome == "skipped"
+        with pytest.raises(ValueError, match="no notification #999"):
+            await actions.resend(999)
+    finally:
+        await deliverer.stop()
+    audit = await db.fetch(
+        "SELECT actor, action, target_kind, target_ids, outcome FROM opswatch.audit_log ORDER BY id"
+    )
+    assert [tuple(r) for r in audit] == [
+        ("alice", "notification.resend", "notification", [row_id], "applied"),
+        ("alice", "notification.resend", "notification", [row_id], "skipped"),
+    ]
+
+
+async def test_permanent_error_is_dead_at_once(db: Database, sink: WebhookSink) -> None:
+    sink.script("crit", ScriptedReply(404, body="no_service"))
+    [row_id] = await put(db, item("a"))
+    deliverer = Deliverer(db, make_config(sink, max_attempts=5), instance_id="d1")
+    try:
+        await deliverer.deliver_due()
+    finally:
+        await deliverer.stop()
+    entry = (await entries(db, [row_id]))[row_id]
+    assert (entry.status, entry.attempts, entry.last_error) == ("dead", 1, "HTTP 404: no_service")
+
+
+async def test_restart_resumes_pending_and_takes_over_expired_leases(db: Database, sink: WebhookSink) -> None:
+    config = make_config(sink, timeout=0.2, lease=0.5)
+    ids = await put(db, item("a"), item("b", "slack:warning"))
+    # A crashed instance had claimed both rows (lease max(0.5, 0.2 + 1) = 1.2 s) and never reported back.
+    claimed = await claim(db, instance_id="crashed", lease_s=1.2)
+    assert sorted(r.id for r in claimed) == ids
+    survivor = Deliverer(db, config, instance_id="survivor")
+    assert survivor.lease_s == pytest.approx(1.2)
+    try:
+        assert await survivor.deliver_due() == 0  # still leased by the crashed instance
+        assert sink.received == []
+        await asyncio.sleep(1.3)
+        assert await survivor.deliver_due() == 2
+    finally:
+        await survivor.stop()
+    assert sorted(r.path for r in sink.delivered) == ["/crit", "/warn"]
+
+
+async def test_firing_and_resolved_keep_their_order_per_route(db: Database, sink: WebhookSink) -> None:
+    sink.script("crit", ScriptedReply(500))
+    await put(db, item("firing", kind="firing"))
+    await put(db, item("other-route", "slack:warning"))
+    await put(db, item("resolved", kind="resolved"))
+    deliverer = Deliverer(db, make_config(sink), instance_id="d1")
+    try:
+        assert await deliverer.deliver_due() == 1  # warning route is independent; critical waits for "firing"
+        assert [r.body["text"] for r in sink.delivered] == ["other-route"]
+        await asyncio.sleep(0.12)
+        assert await deliverer.deliver_due() == 2
+    finally:
+        await deliverer.stop()
+    assert [r.body["text"] for r in sink.delivered if r.path == "/crit"] == ["firing", "resolved"]
+
+
+async def test_two_deliverers_send_each_notification_once(db: Database, sink: WebhookSink) -> None:
+    config = make_config(sink)
+    routes = ["slack:critical", "slack:warning"]
+    keys = [f"n{i}" for i in range(30)]
+    await put(db, *(item(k, routes[i % 2]) for i, k in enumerate(keys)))
+    one = Deliverer(db, config, instance_id="one")
+    two = Deliverer(db, config, instance_id="two")
+    await asyncio.gather(one.start(), two.start())
+    try:
+        await sink.wait_for(30)
+        await asyncio.sleep(0.3)  # would catch a late duplicate
+    finally:
+        await asyncio.gather(one.stop(), two.stop())
+    texts = [r.body["text"] for r in sink.received]
+    assert sorted(texts) == sorted(keys) and len(texts) == 30
+    for path, route_keys in (("/crit", keys[0::2]), ("/warn", keys[1::2])):
+        assert [r.body["text"] for r in sink.received if r.path == path] == route_keys
+    stored = await db.fetch("SELECT payload FROM opswatch.notification_outbox")
+    assert all("127.0.0.1" not in json.dumps(r["payload"]) for r in stored)
+
+
+async def test_old_delivered_rows_are_pruned(db: Database, sink: WebhookSink) -> None:
+    ids = await put(db, item("old"), item("new"), item("dead"))
+    await db.execute(
+        "UPDATE opswatch.notification_outbox"
+        " SET status = 'delivered', delivered_at = now() - interval '40 days' WHERE id = $1",
+        ids[0],
+    )
+    await db.execute("UPDATE opswatch.notification_outbox SET status = 'dead' WHERE id = $1", ids[2])
+    assert await prune_delivered(db, 30 * 86400) == 1
+    assert sorted(e.id for e in await list_outbox(db)) == ids[1:]

@@ -1,0 +1,247 @@
+"""opswatch alert test | ack | silence | unsilence | resend | outbox"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import time
+from typing import Any
+
+from core.alerting import AlertActions
+from core.audit import default_actor
+from core.config import Config
+from core.db import Database, DatabaseUnavailable, PoolSettings
+from core.durations import parse_duration
+from core.errors import ReadOnlyError
+from core.notify.delivery import Deliverer
+from core.notify.outbox import STATUSES, OutboxEntry, entries
+from core.notify.registry import build_notifiers
+from tui.commands.common import (
+    UsageError,
+    add_common_options,
+    load_config_for,
+    require_dsn,
+    run_async,
+    subparser,
+)
+
+
+def register(subparsers: Any) -> None:
+    parser = subparser(
+        subparsers, "alert", "alerts and notifications: test delivery, acknowledge, silence, resend"
+    )
+    sub = parser.add_subparsers(dest="alert_command", metavar="ACTION", required=True)
+
+    test = sub.add_parser(
+        "test",
+        help="send a test message through the real outbox and report whether it was delivered",
+        description="Queue a test notification for every channel that takes SEVERITY (Slack webhooks per "
+        "severity, falling back to the default webhook), deliver it through the persistent outbox with "
+        "retries, and wait up to --timeout. Exit 0 when delivered, 1 when not (it stays in the outbox for "
+        "a running opswatch to retry), 2 on bad input or configuration.",
+    )
+    test.add_argument("--severity", choices=("critical", "warning"), default="critical")
+    test.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=30.0,
+        metavar="SECONDS",
+        help="how long to wait for delivery (default 30)",
+    )
+    test.set_defaults(handler=_test)
+
+    ack = sub.add_parser("ack", help="acknowledge a firing alert (no repeats until it resolves)")
+    ack.add_argument("rule")
+    ack.add_argument("scope", nargs="?", default="", help="endpoint name (omit for global rules)")
+    ack.set_defaults(handler=_ack)
+
+    silence = sub.add_parser(
+        "silence",
+        help="hold back notifications for a rule and/or an endpoint for a while",
+        description="Create a silence (maintenance window), visible to every opswatch instance.",
+    )
+    silence.add_argument("--rule", default=None, help="rule name (default: any rule)")
+    silence.add_argument("--scope", default=None, help="endpoint name (default: any)")
+    silence.add_argument("--for", dest="duration", required=True, metavar="DURATION", help="e.g. 30m, 2h")
+    silence.add_argument("--reason", required=True)
+    silence.set_defaults(handler=_silence)
+
+    unsilence = sub.add_parser("unsilence", help="cancel a silence")
+    unsilence.add_argument("silence_id", type=int)
+    unsilence.set_defaults(handler=_unsilence)
+
+    resend = sub.add_parser("resend", help="re-queue a dead-lettered notification")
+    resend.add_argument("outbox_id", type=int)
+    resend.set_defaults(handler=_resend)
+
+    outbox = sub.add_parser("outbox", help="list notifications in the outbox, newest first")
+    outbox.add_argument("--status", choices=STATUSES, default=None)
+    outbox.add_argument("--limit", type=int, default=20)
+    outbox.set_defaults(handler=_outbox)
+
+    for action in (test, ack, silence, unsilence, resend, outbox):
+        add_common_options(action)
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError("must be greater than zero")
+    return value
+
+
+def _instance() -> str:
+    return f"cli:{socket.gethostname()}:{os.getpid()}"
+
+
+async def _with_actions(args: argparse.Namespace, config: Config, job: Any) -> int:
+    db = Database(require_dsn(config), PoolSettings(min_size=1, max_size=2))
+    actions = AlertActions(
+        db,
+        config,
+        actor=default_actor(config.triage.actor),
+        read_only=bool(getattr(args, "read_only", False)),
+    )
+    try:
+        result: int = await job(db, actions)
+        return result
+    except ReadOnlyError as exc:
+        raise UsageError(str(exc)) from exc
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    except DatabaseUnavailable as exc:
+        raise UsageError(f"database unavailable: {exc.reason}") from exc
+    finally:
+        await db.close()
+
+
+def _describe(entry: OutboxEntry) -> str:
+    status = f"HTTP {entry.last_status}" if entry.last_status else "no response"
+    return f"#{entry.id} to {entry.route} ({status}, attempt {entry.attempts})"
+
+
+def _test(args: argparse.Namespace) -> int:
+    config = load_config_for(args)
+    require_dsn(config)
+    notifiers = build_notifiers(config)
+    if not any(n.routes(args.severity) for n in notifiers.values()):
+        raise UsageError(
+            f"no notification channel takes {args.severity} alerts: set notifications.slack.webhooks."
+            f"{args.severity} (or .default) in the config"
+        )
+
+    async def job(db: Database, actions: AlertActions) -> int:
+        ids = await actions.send_test(args.severity)
+        if not ids:
+            raise UsageError(f"no notification channel takes {args.severity} alerts")
+        deliverer = Deliverer(db, config, instance_id=_instance())
+        try:
+            return await _deliver(db, deliverer, ids, args.timeout)
+        finally:
+            await deliverer.stop()
+
+    return run_async(_with_actions(args, config, job))
+
+
+async def _deliver(db: Database, deliverer: Deliverer, ids: tuple[int, ...], wait_s: float) -> int:
+    found = await entries(db, ids)
+    for entry in found.values():
+        print(f"queued test message #{entry.id} for {entry.route}")
+    deadline = time.monotonic() + wait_s
+    while True:
+        await deliverer.deliver_due(only_ids=ids)
+        found = await entries(db, ids)
+        rows = [found[i] for i in ids if i in found]
+        if rows and all(e.status == "delivered" for e in rows):
+            for e in rows:
+                print(f"delivered {_describe(e)}")
+            return 0
+        dead = [e for e in rows if e.status == "dead"]
+        if dead or time.monotonic() >= deadline:
+            for e in rows:
+                if e.status == "delivered":
+                    print(f"delivered {_describe(e)}")
+                elif e.status == "dead":
+                    print(
+                        f"gave up on {_describe(e)}: {e.last_error}; dead-lettered "
+                        f"(resend with: opswatch alert resend {e.id})"
+                    )
+                else:
+                    print(
+                        f"not delivered within {wait_s:g}s: {_describe(e)}: "
+                        f"{e.last_error or 'no attempt yet'}; "
+                        "kept in the outbox, a running opswatch keeps retrying"
+                    )
+            return 1
+        await asyncio.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+
+
+def _ack(args: argparse.Namespace) -> int:
+    config = load_config_for(args)
+
+    async def job(db: Database, actions: AlertActions) -> int:
+        result = await actions.acknowledge(args.rule, args.scope)
+        print(f"{result.outcome}: {result.message}")
+        return 0
+
+    return run_async(_with_actions(args, config, job))
+
+
+def _silence(args: argparse.Namespace) -> int:
+    config = load_config_for(args)
+    try:
+        duration = parse_duration(args.duration)
+    except ValueError as exc:
+        raise UsageError(f"--for: {exc}") from exc
+
+    async def job(db: Database, actions: AlertActions) -> int:
+        s = await actions.silence(args.rule, args.scope, duration, args.reason)
+        what = " ".join(
+            p for p in (f"rule {s.rule}" if s.rule else "", f"scope {s.scope}" if s.scope else "") if p
+        )
+        print(f"silence #{s.id} for {what} until {s.ends_at:%Y-%m-%d %H:%M:%S %Z}: {s.reason}")
+        return 0
+
+    return run_async(_with_actions(args, config, job))
+
+
+def _unsilence(args: argparse.Namespace) -> int:
+    config = load_config_for(args)
+
+    async def job(db: Database, actions: AlertActions) -> int:
+        result = await actions.unsilence(args.silence_id)
+        print(f"{result.outcome}: {result.message}")
+        return 0
+
+    return run_async(_with_actions(args, config, job))
+
+
+def _resend(args: argparse.Namespace) -> int:
+    config = load_config_for(args)
+
+    async def job(db: Database, actions: AlertActions) -> int:
+        result = await actions.resend(args.outbox_id)
+        print(f"{result.outcome}: {result.message}")
+        return 0
+
+    return run_async(_with_actions(args, config, job))
+
+
+def _outbox(args: argparse.Namespace) -> int:
+    config = load_config_for(args)
+
+    async def job(db: Database, actions: AlertActions) -> int:
+        for e in await actions.outbox(args.status, args.limit):
+            error = f"  {e.last_error}" if e.last_error else ""
+            print(
+                f"#{e.id:<6} {e.created_at:%Y-%m-%d %H:%M:%S} {e.status:<9} {e.attempts:>2}x {e.route:<16} "
+                f"{e.summary}{error}"
+            )
+        return 0
+
+    return run_async(_with_actions(args, config, job))
