@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 ARGS   ?=
 
-.PHONY: install demo test lint pytest bench clean
+.PHONY: install demo test lint pytest bench-probes bench-triage bench-tui clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "opswatch needs Python 3.11 or newer (found %s); set PYTHON=python3.11" % sys.version.split()[0])'
@@ -27,6 +27,15 @@ pytest: $(STAMP)
 	$(BIN)/pytest -q $(ARGS)
 
 test: lint pytest
+
+bench-probes: $(STAMP)
+	$(BIN)/python -m bench.probes $(ARGS)
+
+bench-triage: $(STAMP)
+	$(BIN)/python -m bench.triage $(ARGS)
+
+bench-tui: $(STAMP)
+	$(BIN)/python -m bench.tui $(ARGS)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -20,7 +20,7 @@ import asyncpg
 
 from core.redact import redact
 
-_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+_CONNECTION_ERRORS: tuple[type[Exception], ...] = (
     OSError,
     asyncio.TimeoutError,
     asyncpg.exceptions.PostgresConnectionError,
@@ -34,6 +34,7 @@ _CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.exceptions.ClientConfigurationError,
     asyncpg.exceptions.InterfaceError,
 )
+_CONNECT_ERRORS: tuple[type[Exception], ...] = (*_CONNECTION_ERRORS, ValueError)
 
 
 class DatabaseUnavailable(Exception):
@@ -94,7 +95,7 @@ class Backoff:
     def failed(self) -> float:
         self.failures += 1
         ceiling = min(self.maximum, self.initial * (2 ** (self.failures - 1)))
-        delay = ceiling / 2 + random.uniform(0, ceiling / 2)
+        delay: float = ceiling / 2 + random.uniform(0, ceiling / 2)
         self._next_at = time.monotonic() + delay
         return delay
 
@@ -142,7 +143,7 @@ class Database:
                 raise DatabaseUnavailable(self._last_error or "reconnecting", self._down_since)
             try:
                 self._pool = await self._create_pool()
-            except (*_CONNECTION_ERRORS, ValueError) as exc:
+            except _CONNECT_ERRORS as exc:
                 self._mark_down(exc)
                 raise DatabaseUnavailable(self._last_error or "unavailable", self._down_since) from exc
             self._mark_up()
@@ -170,7 +171,7 @@ class Database:
         if pool is not None:
             try:
                 await asyncio.wait_for(pool.close(), timeout=5)
-            except (TimeoutError, *_CONNECTION_ERRORS):
+            except _CONNECTION_ERRORS:
                 pool.terminate()
 
     @property

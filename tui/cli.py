@@ -16,6 +16,7 @@ from collections.abc import Sequence
 
 from tui.commands import COMMAND_ORDER
 from tui.commands.common import UsageError, add_common_options, package_version
+from tui.commands.console import add_console_options
 
 
 class _Parser(argparse.ArgumentParser):
@@ -33,6 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"opswatch {package_version()}")
     add_common_options(parser, top_level=True)
+    add_console_options(parser, top_level=True)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     import tui.commands as package
 

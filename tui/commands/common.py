@@ -36,7 +36,9 @@ def add_common_options(parser: argparse.ArgumentParser, *, top_level: bool = Fal
                         help="refuse every mutating action (retry, abandon, acknowledge, ...)")
 
 
-def subparser(subparsers: Any, name: str, help_text: str, description: str | None = None) -> argparse.ArgumentParser:
+def subparser(
+    subparsers: Any, name: str, help_text: str, description: str | None = None
+) -> argparse.ArgumentParser:
     parser: argparse.ArgumentParser = subparsers.add_parser(
         name, help=help_text, description=description or help_text
     )

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from tui.commands.common import load_config_for, subparser
 from core.config import render_effective
+from tui.commands.common import load_config_for, subparser
 
 
 def register(subparsers: Any) -> None:

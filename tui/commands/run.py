@@ -1,0 +1,64 @@
+"""opswatch run --headless: the agent without a screen (probes, sources, rules, delivery)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+from typing import Any
+
+from loguru import logger
+
+from core.durations import parse_duration
+from core.monitor import Monitor
+from tui.commands.common import UsageError, load_config_for, require_dsn, run_async, subparser
+from tui.commands.runtime import database_for, start_observability
+
+
+def register(subparsers: Any) -> None:
+    parser = subparser(
+        subparsers,
+        "run",
+        "run probes, rules and Slack delivery without a screen (for systemd)",
+        "Run the monitoring agent headless: probe endpoints, read DB metrics, evaluate alert rules "
+        "and deliver notifications, logging JSON lines to stderr and logs/. Stops on SIGTERM/Ctrl-C. "
+        "Several agents and consoles may share one database: each notification is sent once.",
+    )
+    parser.add_argument("--headless", action="store_true", required=True,
+                        help="required: run without the console")
+    parser.add_argument("--duration", default=None, help="stop after this long (e.g. 30s, 5m)")
+    parser.set_defaults(handler=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    config = load_config_for(args)
+    dsn = require_dsn(config)
+    duration = None
+    if args.duration:
+        try:
+            duration = parse_duration(args.duration)
+        except ValueError as exc:
+            raise UsageError(f"--duration: {exc}") from exc
+    start_observability(config, console=True)
+    return run_async(run_headless(config, dsn, duration=duration, read_only=bool(args.read_only)))
+
+
+async def run_headless(config: Any, dsn: str, *, duration: float | None, read_only: bool = False) -> int:
+    db = database_for(config, dsn)
+    monitor = Monitor(config, db, read_only=read_only)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    logger.bind(endpoints=len(config.endpoints)).info("opswatch agent starting")
+    await monitor.start()
+    try:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=duration)
+    finally:
+        await monitor.stop()
+        await db.close()
+        logger.info("opswatch agent stopped")
+    return 0
