@@ -87,7 +87,7 @@ class EmbeddedPostgres:
         if self.port == 0:
             self.port = free_port()
         self.progress(f"starting PostgreSQL on 127.0.0.1:{self.port}...")
-        log = open(self.data_dir / "postgres.log", "ab")  # noqa: SIM115 - owned by the child
+        log = open(self.data_dir / "postgres.log", "ab")
         args = [
             str(_bin_dir() / "postgres"),
             "-D", str(self.pgdata),
@@ -158,6 +158,8 @@ class EmbeddedPostgres:
             )
 
         entry = ensure_user_exists(_SYSTEM_USER)
+        if entry is None:
+            raise EmbeddedError(f"could not create the system user {_SYSTEM_USER!r} to run PostgreSQL as")
         bin_dir = _bin_dir()
         ensure_prefix_permissions(bin_dir)
         ensure_folder_permissions(bin_dir, 0o055)

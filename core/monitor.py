@@ -84,9 +84,9 @@ class Monitor:
         self.engine = AlertEngine(
             db, config, instance_id=self.instance_id, clock=clock, on_enqueued=self._wake_deliverer
         )
-        self.deliverer: Deliverer | None = (
-            Deliverer(db, config, instance_id=self.instance_id, offline=self.engine.offline) if deliver else None
-        )
+        self.deliverer: Deliverer | None = None
+        if deliver:
+            self.deliverer = Deliverer(db, config, instance_id=self.instance_id, offline=self.engine.offline)
         self.specs: list[ProbeSpec] = specs_from_config(config)
         self.windows: dict[str, EndpointWindow] = {
             s.name: EndpointWindow(config.probes.window, clock=clock) for s in self.specs

@@ -133,7 +133,7 @@ class WebhookSink(_Server):
             self._arrived.notify_all()
         return web.Response(status=reply.status, text=reply.body, headers=reply.headers)
 
-    async def wait_for(self, count: int, timeout: float = 10.0, *, delivered: bool = True) -> list[Received]:
+    async def wait_for(self, count: int, within: float = 10.0, *, delivered: bool = True) -> list[Received]:
         """Wait until ``count`` requests (delivered ones by default) have arrived."""
         target = self.delivered if delivered else self.received
 
@@ -141,7 +141,7 @@ class WebhookSink(_Server):
             async with self._arrived:
                 await self._arrived.wait_for(lambda: len(target) >= count)
 
-        await asyncio.wait_for(_wait(), timeout)
+        await asyncio.wait_for(_wait(), within)
         return list(target)
 
     async def __aenter__(self) -> WebhookSink:

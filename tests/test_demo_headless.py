@@ -89,7 +89,9 @@ async def test_headless_demo_fires_resolves_and_redrives(tmp_path: Path) -> None
     try:
         conn = await asyncpg.connect(with_database(server.dsn, "pos"))
         try:
-            fired = await conn.fetchval("SELECT count(*) FROM opswatch.alert_history WHERE to_state = 'firing'")
+            fired = await conn.fetchval(
+                "SELECT count(*) FROM opswatch.alert_history WHERE to_state = 'firing'"
+            )
             resolved = await conn.fetchval(
                 "SELECT count(*) FROM opswatch.alert_history WHERE to_state = 'resolved'"
             )

@@ -42,7 +42,9 @@ def test_built_wheel_installs_and_runs(tmp_path: Path) -> None:
     opswatch = venv / "bin" / "opswatch"
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    version = subprocess.run([str(opswatch), "--version"], capture_output=True, text=True, cwd=elsewhere, env=env)
+    version = subprocess.run(
+        [str(opswatch), "--version"], capture_output=True, text=True, cwd=elsewhere, env=env
+    )
     assert version.returncode == 0, version.stderr
     assert version.stdout.startswith("opswatch ")
     check = subprocess.run([str(opswatch), "config", "check", str(ROOT / "config.example.yaml")],

@@ -38,7 +38,8 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     import tui.commands as package
 
-    modules = [importlib.import_module(f"tui.commands.{m.name}") for m in pkgutil.iter_modules(package.__path__)]
+    names = [m.name for m in pkgutil.iter_modules(package.__path__)]
+    modules = [importlib.import_module(f"tui.commands.{name}") for name in names]
     modules = [m for m in modules if hasattr(m, "register")]
     modules.sort(key=lambda m: COMMAND_ORDER.index(m.__name__.rsplit(".", 1)[-1])
                  if m.__name__.rsplit(".", 1)[-1] in COMMAND_ORDER else len(COMMAND_ORDER))
