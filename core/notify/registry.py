@@ -1,4 +1,4 @@
-"""The configured notifiers, keyed by channel. Add PagerDuty, email, webhooks here."""
+"""The configured notifiers, keyed by channel: Slack, PagerDuty, email, generic webhooks."""
 
 from __future__ import annotations
 
@@ -6,20 +6,36 @@ import httpx
 
 from core.config import Config
 from core.notify.base import Notifier
+from core.notify.email import EmailNotifier
+from core.notify.pagerduty import PagerDutyNotifier
 from core.notify.slack import SlackNotifier
+from core.notify.webhook import WebhookNotifier
 
-__all__ = ["build_notifiers"]
+__all__ = ["build_notifiers", "send_timeout"]
 
 
 def build_notifiers(config: Config, http: httpx.AsyncClient | None = None) -> dict[str, Notifier]:
     """Every notifier that is enabled in ``config``; ``http`` is only needed to send."""
+    cfg = config.notifications
     notifiers: dict[str, Notifier] = {}
-    if config.notifications.slack.enabled:
-        notifiers["slack"] = SlackNotifier(config.notifications.slack, http)
+    if cfg.slack.enabled:
+        notifiers["slack"] = SlackNotifier(cfg.slack, http)
+    if cfg.pagerduty.enabled:
+        notifiers["pagerduty"] = PagerDutyNotifier(cfg.pagerduty, http)
+    if cfg.email.enabled:
+        notifiers["email"] = EmailNotifier(cfg.email)
+    if cfg.webhook:
+        notifiers["webhook"] = WebhookNotifier(cfg.webhook, http)
     return notifiers
 
 
 def send_timeout(config: Config) -> float:
     """The longest single-delivery timeout of the enabled notifiers."""
-    timeouts = [config.notifications.slack.timeout]
-    return max(timeouts)
+    cfg = config.notifications
+    timeouts = [cfg.slack.timeout] if cfg.slack.enabled else []
+    if cfg.pagerduty.enabled:
+        timeouts.append(cfg.pagerduty.timeout)
+    if cfg.email.enabled:
+        timeouts.append(cfg.email.timeout)
+    timeouts.extend(hook.timeout for hook in cfg.webhook)
+    return max(timeouts, default=cfg.slack.timeout)

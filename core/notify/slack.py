@@ -9,13 +9,17 @@ and never appears in a payload, a log line or an error.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import httpx
 
 from core.config import SlackConfig
 from core.notify.base import AlertInfo, Notification, Rendered, SendResult, parse_retry_after
+from core.notify.render import headline
+from core.notify.render import plain_when as _plain_when
+from core.notify.render import span as _span
+from core.notify.render import value_with_threshold as _value_with_threshold
 from core.redact import redact, register_secret
 from core.rules import format_duration_human
 from core.safe_text import first_line
@@ -39,10 +43,6 @@ def _esc(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def _plain_when(at: datetime) -> str:
-    return at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
 def _when(at: datetime) -> str:
     """A Slack date token (shown in the reader's time zone) with a UTC fallback."""
     return f"<!date^{int(at.timestamp())}^{{date_short_pretty}} {{time_secs}}|{_plain_when(at)}>"
@@ -53,35 +53,15 @@ def _severity(severity: str) -> str:
 
 
 def _headline(n: Notification) -> str:
-    sev = n.severity.upper()
-    emoji = EMOJI.get(n.severity, EMOJI["info"])
-    count = len(n.alerts)
-    subject = n.alerts[0].title if count == 1 else f"{count} alerts"
     if n.kind == "test":
-        return f"{TEST_EMOJI} TEST ({sev}): opswatch test message"
-    if n.kind == "resolved":
-        return f"{RESOLVED_EMOJI} RESOLVED: {subject}"
-    if n.kind == "repeat":
-        return f"{emoji} {sev} (still firing): {subject}"
-    if n.kind == "flapping":
-        return f"{FLAPPING_EMOJI} FLAPPING ({sev}): {subject}"
-    if n.kind == "escalated":
-        previous = (n.alerts[0].previous_severity or "").upper()
-        return f"{emoji} {sev} (escalated from {previous}): {subject}"
-    return f"{emoji} {sev}: {subject}" if count == 1 else f"{emoji} {sev}: {count} alerts firing"
-
-
-def _span(alert: AlertInfo) -> str:
-    start = alert.started_at or alert.fired_at
-    if start is None or alert.resolved_at is None:
-        return ""
-    return format_duration_human((alert.resolved_at - start).total_seconds())
-
-
-def _value_with_threshold(alert: AlertInfo) -> str:
-    return (
-        f"{alert.value_text} (threshold {alert.threshold_text})" if alert.threshold_text else alert.value_text
-    )
+        icon = TEST_EMOJI
+    elif n.kind == "resolved":
+        icon = RESOLVED_EMOJI
+    elif n.kind == "flapping":
+        icon = FLAPPING_EMOJI
+    else:
+        icon = EMOJI.get(n.severity, EMOJI["info"])
+    return f"{icon} {headline(n)}"
 
 
 def _fallback_text(n: Notification) -> str:

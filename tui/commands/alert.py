@@ -121,7 +121,8 @@ async def _with_actions(args: argparse.Namespace, config: Config, job: Any) -> i
 
 
 def _describe(entry: OutboxEntry) -> str:
-    status = f"HTTP {entry.last_status}" if entry.last_status else "no response"
+    protocol = "SMTP" if entry.channel == "email" else "HTTP"
+    status = f"{protocol} {entry.last_status}" if entry.last_status else "no response"
     return f"#{entry.id} to {entry.route} ({status}, attempt {entry.attempts})"
 
 
@@ -131,8 +132,8 @@ def _test(args: argparse.Namespace) -> int:
     notifiers = build_notifiers(config)
     if not any(n.routes(args.severity) for n in notifiers.values()):
         raise UsageError(
-            f"no notification channel takes {args.severity} alerts: set notifications.slack.webhooks."
-            f"{args.severity} (or .default) in the config"
+            f"no notification channel takes {args.severity} alerts: configure notifications.slack,"
+            " .pagerduty, .email or .webhook for this severity"
         )
 
     async def job(db: Database, actions: AlertActions) -> int:
