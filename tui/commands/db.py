@@ -10,6 +10,7 @@ import asyncpg
 from core.db import describe_error
 from core.migrate import init_app_schema, migrate
 from tui.commands.common import UsageError, load_config_for, require_dsn, run_async, subparser
+from tui.commands.db_advise import add_db_actions
 
 
 def register(subparsers: Any) -> None:
@@ -30,6 +31,7 @@ def register(subparsers: Any) -> None:
         "test databases; a production backend owns its own schema.",
     )
     app.set_defaults(handler=_init_app)
+    add_db_actions(sub)
 
 
 async def _connect(dsn: str) -> asyncpg.Connection:

@@ -1,0 +1,273 @@
+"""State transitions, applied one batch per transaction, conditional on each row's current state.
+
+A batch locks its rows in id order (``SELECT ... ORDER BY id FOR UPDATE``: two operators'
+batches wait for each other instead of deadlocking), re-reads their state under the lock,
+changes only the rows still in an allowed from-state, redrives them and writes the audit row,
+then commits. A row another operator changed first is reported as skipped, with that
+operator's name when the audit log knows it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import asyncpg
+
+from core.audit import outcome_of, write_audit
+from core.db import Database
+from core.triage.models import Failed, Kind, Skipped
+from core.triage.queries import lock_sql, payload_sql, spec_for
+from core.triage.redrive import HttpRedrive, Pacer, PayloadLoader, ReplayItem, SqlRedrive
+from core.triage.schema import AppTables
+
+
+@dataclass(frozen=True)
+class Transition:
+    kind: Kind
+    name: str
+    from_states: tuple[str, ...]
+    to_state: str
+    bump_retry: bool = False
+    redrive: bool = False
+    resolved_at: Literal["now", "null", "keep"] = "keep"
+
+    @property
+    def action(self) -> str:
+        return f"{'dlq' if self.kind == 'dlq' else 'events'}.{self.name}"
+
+
+TRANSITIONS: dict[tuple[Kind, str], Transition] = {
+    ("dlq", "retry"): Transition("dlq", "retry", ("pending",), "retried", True, True, "now"),
+    ("dlq", "abandon"): Transition("dlq", "abandon", ("pending",), "abandoned", resolved_at="now"),
+    ("dlq", "resolve"): Transition("dlq", "resolve", ("pending", "retried"), "resolved", resolved_at="now"),
+    ("dlq", "reopen"): Transition("dlq", "reopen", ("abandoned", "retried"), "pending", resolved_at="null"),
+    ("event", "retry"): Transition("event", "retry", ("failed",), "retrying", True, True),
+    ("event", "resolve"): Transition(
+        "event", "resolve", ("failed", "retrying"), "resolved", resolved_at="now"
+    ),
+}
+"""``resolved_at`` of a dead letter is when it left the pending queue (retried, resolved or
+abandoned); a reopen clears it. Outflow per hour counts it."""
+
+
+def transition_for(kind: Kind, name: str) -> Transition:
+    try:
+        return TRANSITIONS[(kind, name)]
+    except KeyError:
+        allowed = ", ".join(n for k, n in TRANSITIONS if k == kind)
+        raise ValueError(f"unknown {kind} action {name!r} (one of: {allowed})") from None
+
+
+@dataclass
+class BatchOutcome:
+    applied: list[int] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+    failed: list[Failed] = field(default_factory=list)
+    not_attempted: list[int] = field(default_factory=list)
+    lock_held_s: float = 0.0
+    duration_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class ActionContext:
+    db: Database
+    tables: AppTables
+    actor: str
+    sql_redrive: SqlRedrive
+    http_redrive: HttpRedrive | None
+
+
+def update_sql(tables: AppTables, t: Transition, *, conditional: bool = False) -> str:
+    """Set the target state on ids $1 (state $2); ``conditional`` adds ``AND status = $3``."""
+    table = spec_for(tables, t.kind).table
+    sets = [f"{table.c('status')} = $2"]
+    if t.bump_retry:
+        sets.append(f"{table.c('retry_count')} = {table.c('retry_count')} + 1")
+    if t.resolved_at == "now":
+        sets.append(f"{table.c('resolved_at')} = CURRENT_TIMESTAMP")
+    elif t.resolved_at == "null":
+        sets.append(f"{table.c('resolved_at')} = NULL")
+    returning = f"{table.c('id')} AS id, {table.c('retry_count')} AS retry_count"
+    if t.kind == "dlq":
+        returning += f", {table.c('message_id')} AS message_id"
+    condition = f" AND {table.c('status')} = $3" if conditional else ""
+    return (
+        f"UPDATE {table.q} SET {', '.join(sets)} WHERE {table.c('id')} = ANY($1::bigint[]){condition} "
+        f"RETURNING {returning}"
+    )
+
+
+_WHO_SQL = """
+    SELECT x.id, a.actor
+    FROM unnest($1::bigint[], $2::text[]) AS x(id, status)
+    JOIN LATERAL (
+        SELECT a.actor FROM opswatch.audit_log a
+        WHERE a.target_kind = $3 AND a.target_ids @> ARRAY[x.id]
+          AND a.detail -> 'from' ? x.id::text AND a.detail ->> 'to' = x.status
+        ORDER BY a.id DESC LIMIT 1
+    ) a ON true
+"""
+
+
+async def who_moved(conn: asyncpg.Connection, kind: Kind, states: Mapping[int, str]) -> dict[int, str]:
+    """For rows found in an unexpected state: the actor whose audited action put them there."""
+    if not states:
+        return {}
+    ids = list(states)
+    rows = await conn.fetch(_WHO_SQL, ids, [states[i] for i in ids], kind)
+    return {r["id"]: r["actor"] for r in rows}
+
+
+async def apply_batch(
+    ctx: ActionContext,
+    t: Transition,
+    ids: Sequence[int],
+    *,
+    reason: str | None,
+    filter: Mapping[str, Any] | None = None,
+    bulk_id: str | None = None,
+    pacer: Pacer | None = None,
+    cancel: asyncio.Event | None = None,
+) -> BatchOutcome:
+    """One transaction: change the rows of ``ids`` still in a from-state, redrive, audit, commit.
+
+    Retried (as a whole) if PostgreSQL picks it as a deadlock victim.
+    """
+    for attempt in range(_DEADLOCK_ATTEMPTS):
+        try:
+            return await _apply_once(ctx, t, ids, reason, filter, bulk_id, pacer, cancel)
+        except asyncpg.DeadlockDetectedError:
+            if attempt == _DEADLOCK_ATTEMPTS - 1:
+                raise
+            await asyncio.sleep(0.05 * (attempt + 1))
+    raise AssertionError("unreachable")
+
+
+_DEADLOCK_ATTEMPTS = 3
+
+
+def states_sql(tables: AppTables, kind: Kind) -> str:
+    table = spec_for(tables, kind).table
+    return (
+        f"SELECT {table.c('id')} AS id, {table.c('status')} AS status FROM {table.q} "
+        f"WHERE {table.c('id')} = ANY($1::bigint[])"
+    )
+
+
+def _payload_loader(conn: asyncpg.Connection, tables: AppTables, kind: Kind) -> PayloadLoader:
+    """One payload at a time over the batch's connection (which allows one query at a time)."""
+    lock = asyncio.Lock()
+    sql = payload_sql(tables, kind)
+
+    async def load(row_id: int) -> str | None:
+        async with lock:
+            value: str | None = await conn.fetchval(sql, row_id)
+            return value
+
+    return load
+
+
+async def _apply_once(
+    ctx: ActionContext,
+    t: Transition,
+    ids: Sequence[int],
+    reason: str | None,
+    filter: Mapping[str, Any] | None,
+    bulk_id: str | None,
+    pacer: Pacer | None,
+    cancel: asyncio.Event | None,
+) -> BatchOutcome:
+    out = BatchOutcome()
+    started = time.perf_counter()
+    locked_at = started
+    http = t.redrive and ctx.http_redrive is not None
+    from_state: dict[int, str] = {}
+    wrong: dict[int, str] = {}
+    redrive_detail: dict[str, object] | None = None
+    async with ctx.db.transaction() as conn:
+        if len(t.from_states) == 1 and not http:
+            # One conditional UPDATE: under READ COMMITTED a row changed meanwhile by someone else is
+            # re-checked after their commit and no longer matches, so it is never changed twice.
+            locked_at = time.perf_counter()
+            changed = await conn.fetch(
+                update_sql(ctx.tables, t, conditional=True), list(ids), t.to_state, t.from_states[0]
+            )
+            by_id = {r["id"]: r for r in changed}
+            out.applied = [i for i in ids if i in by_id]
+            from_state = dict.fromkeys(out.applied, t.from_states[0])
+            rest = [i for i in ids if i not in by_id]
+            found: dict[int, str] = {}
+            if rest:
+                found = {r["id"]: r["status"] for r in await conn.fetch(states_sql(ctx.tables, t.kind), rest)}
+            for row_id in rest:
+                if row_id in found:
+                    wrong[row_id] = found[row_id]
+                else:
+                    out.skipped.append(Skipped(row_id, "not found"))
+        else:
+            rows = await conn.fetch(lock_sql(ctx.tables, t.kind), list(ids))
+            locked_at = time.perf_counter()
+            locked = {r["id"]: r for r in rows}
+            eligible: list[asyncpg.Record] = []
+            for row_id in ids:
+                row = locked.get(row_id)
+                if row is None:
+                    out.skipped.append(Skipped(row_id, "not found"))
+                elif row["status"] in t.from_states:
+                    eligible.append(row)
+                else:
+                    wrong[row_id] = row["status"]
+            to_change = [r["id"] for r in eligible]
+            if http and eligible:
+                assert ctx.http_redrive is not None
+                items = [
+                    ReplayItem(r["id"], r["retry_count"] + 1, r["message_id"] if t.kind == "dlq" else None)
+                    for r in eligible
+                ]
+                replay = await ctx.http_redrive.replay(
+                    t.kind, items, _payload_loader(conn, ctx.tables, t.kind), pacer or Pacer(None), cancel
+                )
+                ok = set(replay.ok)
+                to_change = [i for i in to_change if i in ok]
+                out.failed.extend(Failed(i, replay.failed[i]) for i in sorted(replay.failed))
+                out.not_attempted.extend(sorted(replay.not_attempted))
+                redrive_detail = {"mode": "http"}
+            changed = await conn.fetch(update_sql(ctx.tables, t), to_change, t.to_state) if to_change else []
+            by_id = {r["id"]: r for r in changed}
+            out.applied = [i for i in to_change if i in by_id]
+            from_state = {i: locked[i]["status"] for i in out.applied}
+        if t.redrive and not http and out.applied:
+            message_ids = [by_id[i]["message_id"] for i in out.applied] if t.kind == "dlq" else []
+            redrive_detail = await ctx.sql_redrive.redrive(conn, t.kind, out.applied, message_ids)
+        by = await who_moved(conn, t.kind, wrong)
+        out.skipped.extend(Skipped(i, f"already {s}", by.get(i)) for i, s in wrong.items())
+        out.skipped.sort(key=lambda s: s.id)
+        if out.applied or out.failed or out.skipped:
+            detail: dict[str, Any] = {"to": t.to_state, "from": {str(i): s for i, s in from_state.items()}}
+            if out.skipped:
+                detail["skipped"] = {str(s.id): {"reason": s.reason, "by": s.by} for s in out.skipped}
+            if out.failed:
+                detail["failed"] = {str(f.id): f.error for f in out.failed}
+            if redrive_detail is not None:
+                detail["redrive"] = redrive_detail
+            if bulk_id is not None:
+                detail["bulk_id"] = bulk_id
+            await write_audit(
+                conn,
+                actor=ctx.actor,
+                action=t.action,
+                target_kind=t.kind,
+                target_ids=sorted(out.applied + [f.id for f in out.failed]),
+                filter=filter,
+                reason=reason,
+                outcome=outcome_of(len(out.applied), len(out.skipped), len(out.failed)),
+                detail=detail,
+            )
+    done = time.perf_counter()
+    out.lock_held_s = done - locked_at
+    out.duration_s = done - started
+    return out

@@ -1,0 +1,87 @@
+"""The monitored app's table and column names, from config, quoted for SQL."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.config import Config
+from core.migrate import quote_ident
+
+LOGICAL_COLUMNS: dict[str, tuple[str, ...]] = {
+    "dead_letter_messages": (
+        "id",
+        "message_id",
+        "business_id",
+        "channel_id",
+        "error_message",
+        "message_data",
+        "retry_count",
+        "status",
+        "created_at",
+        "resolved_at",
+    ),
+    "event_failures": (
+        "id",
+        "event_name",
+        "business_id",
+        "error_message",
+        "error_stack",
+        "event_data",
+        "retry_count",
+        "status",
+        "created_at",
+        "resolved_at",
+    ),
+    "businesses": ("id", "name"),
+    "social_channels": ("id", "business_id", "platform", "name"),
+    "social_messages": ("id", "status", "error_message", "updated_at"),
+}
+
+
+@dataclass(frozen=True)
+class Table:
+    logical: str
+    schema: str
+    name: str
+    columns: dict[str, str]  # logical -> real (unquoted)
+
+    @property
+    def q(self) -> str:
+        """Schema-qualified, quoted table name."""
+        return quote_ident(f"{self.schema}.{self.name}")
+
+    @property
+    def display(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+    def c(self, logical: str) -> str:
+        """Quoted real column name."""
+        return quote_ident(self.columns[logical])
+
+    def real(self, logical: str) -> str:
+        return self.columns[logical]
+
+
+@dataclass(frozen=True)
+class AppTables:
+    dlq: Table
+    events: Table
+    businesses: Table
+    channels: Table
+    messages: Table
+
+    @classmethod
+    def from_config(cls, config: Config) -> AppTables:
+        db = config.database
+
+        def table(logical: str) -> Table:
+            columns = {col: db.column(logical, col) for col in LOGICAL_COLUMNS[logical]}
+            return Table(logical, db.app_schema, db.table(logical), columns)
+
+        return cls(
+            dlq=table("dead_letter_messages"),
+            events=table("event_failures"),
+            businesses=table("businesses"),
+            channels=table("social_channels"),
+            messages=table("social_messages"),
+        )

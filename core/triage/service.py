@@ -1,0 +1,457 @@
+"""TriageService: the one entry point the console, the CLI and scripts use for DLQ/event triage."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterable
+from typing import Any
+
+import asyncpg
+import httpx
+
+import core.sources as sources
+from core.audit import AuditEntry, history_for, read_audit
+from core.config import Config
+from core.db import Database
+from core.errors import ReadOnlyError
+from core.safe_text import NOT_JSON_MARKER, display_text, first_line, pretty_json
+from core.snapshot import CountBy, DlqSummary, EventSummary
+from core.triage.actions import ActionContext, transition_for
+from core.triage.bulk import ProgressCallback, act_on_filter, act_on_ids, narrow_status
+from core.triage.models import (
+    ActionResult,
+    BulkPreview,
+    Cursor,
+    DlqDetail,
+    DlqFilter,
+    DlqRow,
+    EventDetail,
+    EventFilter,
+    EventRow,
+    Kind,
+    Page,
+    Sort,
+)
+from core.triage.queries import (
+    DETAIL_PAYLOAD_CHARS,
+    count_sql,
+    detail_sql,
+    fetch_planned,
+    page_sql,
+    preview_sqls,
+    raw_sql,
+    rows_by_id_sql,
+)
+from core.triage.redrive import HttpRedrive, SqlRedrive
+from core.triage.schema import AppTables
+
+MAX_PAGE = 1000
+MAX_IDS = 100_000
+MAX_REASON = 2000
+ERROR_DISPLAY_CHARS = 20_000
+PAYLOAD_DISPLAY_CHARS = 50_000
+FIRST_LINE_CHARS = 200
+
+
+def _name(value: Any, fallback_id: Any) -> str:
+    return display_text(value, 100) if value is not None else f"#{fallback_id}"
+
+
+def dlq_row(r: asyncpg.Record) -> DlqRow:
+    return DlqRow(
+        id=r["id"],
+        message_id=r["message_id"],
+        business_id=r["business_id"],
+        business_name=_name(r["business_name"], r["business_id"]),
+        channel_id=r["channel_id"],
+        channel_name=_name(r["channel_name"], r["channel_id"]),
+        platform=display_text(r["platform"] or "", 30),
+        status=display_text(r["status"], 30),
+        retry_count=r["retry_count"],
+        created_at=r["created_at"],
+        resolved_at=r["resolved_at"],
+        error_first_line=first_line(r["error_head"] or "", FIRST_LINE_CHARS),
+    )
+
+
+def event_row(r: asyncpg.Record) -> EventRow:
+    return EventRow(
+        id=r["id"],
+        event_name=display_text(r["event_name"], 100),
+        business_id=r["business_id"],
+        business_name=_name(r["business_name"], r["business_id"]),
+        status=display_text(r["status"], 30),
+        retry_count=r["retry_count"],
+        created_at=r["created_at"],
+        resolved_at=r["resolved_at"],
+        error_first_line=first_line(r["error_head"] or "", FIRST_LINE_CHARS),
+    )
+
+
+def render_payload(payload_type: str | None, body: str | None) -> tuple[str, bool]:
+    """(display-safe pretty text, truncated) from the detail query's bounded payload columns."""
+    if payload_type is None or body is None:
+        return "", False
+    fetched_all = len(body) <= DETAIL_PAYLOAD_CHARS
+    if payload_type == "string":
+        parsed: Any = None
+        if fetched_all:
+            try:
+                parsed = json.loads(body)
+            except (ValueError, RecursionError):
+                parsed = None
+        if isinstance(parsed, dict | list):
+            text = "(JSON text stored as a JSON string)\n" + pretty_json(parsed, PAYLOAD_DISPLAY_CHARS)
+        else:
+            text = f"{NOT_JSON_MARKER}, stored as a JSON string:\n" + display_text(
+                body, PAYLOAD_DISPLAY_CHARS, multiline=True
+            )
+    else:
+        text = display_text(body, PAYLOAD_DISPLAY_CHARS, multiline=True)
+    truncated = not fetched_all or len(body) > PAYLOAD_DISPLAY_CHARS
+    return text, truncated
+
+
+def _check_ids(ids: Iterable[Any]) -> list[int]:
+    out: list[int] = []
+    seen: set[int] = set()
+    for value in ids:
+        if isinstance(value, bool) or not isinstance(value, int):
+            try:
+                number = int(str(value).strip())
+            except ValueError:
+                raise ValueError(f"not a row id: {display_text(value, 40)!r}") from None
+        else:
+            number = value
+        if not 0 < number < 2**63:
+            raise ValueError(f"not a row id: {number}")
+        if number not in seen:
+            seen.add(number)
+            out.append(number)
+    if not out:
+        raise ValueError("no ids given")
+    if len(out) > MAX_IDS:
+        raise ValueError(f"too many ids ({len(out)}); use a filter (--all-matching) instead")
+    return out
+
+
+def _check_reason(reason: str | None, *, required: bool) -> str | None:
+    text = (reason or "").strip()
+    if "\x00" in text:
+        raise ValueError("the reason must not contain NUL characters")
+    if len(text) > MAX_REASON:
+        raise ValueError(f"the reason is longer than {MAX_REASON} characters")
+    if required and not text:
+        raise ValueError("a reason is required to abandon (what happened, why it is not retried)")
+    return text or None
+
+
+class TriageService:
+    """Reads and actions on ``dead_letter_messages`` and ``event_failures``.
+
+    Every mutating method raises :class:`core.errors.ReadOnlyError` when ``read_only`` and
+    ``ValueError`` (one line) on bad input; nothing is changed in either case.
+    """
+
+    def __init__(
+        self,
+        db: Database,
+        config: Config,
+        *,
+        actor: str,
+        read_only: bool = False,
+        http_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        self.db = db
+        self.config = config
+        self.actor = actor
+        self.read_only = read_only
+        self.tables = AppTables.from_config(config)
+        self._http_client = http_client
+        self._owns_client = False
+        self._sql_redrive = SqlRedrive(self.tables)
+
+    async def aclose(self) -> None:
+        if self._owns_client and self._http_client is not None:
+            await self._http_client.aclose()
+            self._http_client = None
+
+    async def __aenter__(self) -> TriageService:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    async def _page(
+        self, kind: Kind, f: DlqFilter | EventFilter, sort: Sort, cursor: Cursor | None, limit: int
+    ) -> tuple[list[asyncpg.Record], int, Cursor | None, Cursor | None]:
+        f.validate()
+        sort = Sort(sort)
+        if not 1 <= limit <= MAX_PAGE:
+            raise ValueError(f"limit must be between 1 and {MAX_PAGE}")
+        if cursor is not None and cursor.sort != sort:
+            raise ValueError("the cursor belongs to another sort order; start from the first page")
+        rows_q = page_sql(self.tables, kind, f, sort, cursor, limit + 1)
+        count_q = count_sql(self.tables, kind, f)
+
+        async def fetch(q: tuple[str, list[Any]]) -> list[asyncpg.Record]:
+            return await fetch_planned(self.db, q[0], q[1])
+
+        rows, counted = await asyncio.gather(fetch(rows_q), fetch(count_q))
+        total = int(counted[0][0])
+        more = len(rows) > limit
+        rows = rows[:limit]
+        backward = cursor is not None and cursor.backward
+        if backward:
+            if not more:  # reached the start: show the first page in full
+                return await self._page(kind, f, sort, None, limit)
+            rows.reverse()
+
+        def key(r: asyncpg.Record) -> tuple[Any, ...]:
+            return (r["k_first"], r["id"])
+
+        if not rows:
+            prev = Cursor(sort, cursor.key, True) if cursor is not None else None
+            return rows, total, None, prev
+        if backward:
+            return rows, total, Cursor(sort, key(rows[-1])), Cursor(sort, key(rows[0]), True)
+        next_cursor = Cursor(sort, key(rows[-1])) if more else None
+        prev_cursor = Cursor(sort, key(rows[0]), True) if cursor is not None else None
+        return rows, total, next_cursor, prev_cursor
+
+    async def list_dlq(
+        self, filter: DlqFilter, sort: Sort = Sort.NEWEST, cursor: Cursor | None = None, limit: int = 50
+    ) -> Page[DlqRow]:
+        rows, total, nxt, prev = await self._page("dlq", filter, sort, cursor, limit)
+        return Page(tuple(dlq_row(r) for r in rows), total, nxt, prev)
+
+    async def list_events(
+        self, filter: EventFilter, sort: Sort = Sort.NEWEST, cursor: Cursor | None = None, limit: int = 50
+    ) -> Page[EventRow]:
+        rows, total, nxt, prev = await self._page("event", filter, sort, cursor, limit)
+        return Page(tuple(event_row(r) for r in rows), total, nxt, prev)
+
+    async def _detail(self, kind: Kind, row_id: int) -> tuple[asyncpg.Record, asyncpg.Record] | None:
+        async with self.db.acquire() as conn:
+            rows = await conn.fetch(rows_by_id_sql(self.tables, kind), [row_id])
+            if not rows:
+                return None
+            detail = await conn.fetchrow(detail_sql(self.tables, kind), row_id)
+        if detail is None:
+            return None
+        return rows[0], detail
+
+    async def dlq_detail(self, id: int) -> DlqDetail | None:
+        found = await self._detail("dlq", _check_ids([id])[0])
+        if found is None:
+            return None
+        row, d = found
+        payload, truncated = render_payload(d["payload_type"], d["payload_body"])
+        return DlqDetail(
+            row=dlq_row(row),
+            error_message=display_text(d["error_message"] or "", ERROR_DISPLAY_CHARS, multiline=True),
+            payload_pretty=payload,
+            payload_truncated=truncated,
+            history=await history_for(self.db, "dlq", id),
+            payload_bytes=int(d["payload_bytes"] or 0),
+        )
+
+    async def event_detail(self, id: int) -> EventDetail | None:
+        found = await self._detail("event", _check_ids([id])[0])
+        if found is None:
+            return None
+        row, d = found
+        payload, truncated = render_payload(d["payload_type"], d["payload_body"])
+        return EventDetail(
+            row=event_row(row),
+            error_message=display_text(d["error_message"] or "", ERROR_DISPLAY_CHARS, multiline=True),
+            error_stack=display_text(d["error_stack"] or "", ERROR_DISPLAY_CHARS, multiline=True),
+            payload_pretty=payload,
+            payload_truncated=truncated,
+            history=await history_for(self.db, "event", id),
+            payload_bytes=int(d["payload_bytes"] or 0),
+        )
+
+    async def raw_payload(self, kind: Kind, id: int) -> str:
+        """The stored payload exactly as JSON text, unbounded and NOT display-safe
+        (pass it through ``core.safe_text`` before showing it)."""
+        return await self._raw(kind, id, "payload")
+
+    async def raw_error(self, kind: Kind, id: int) -> str:
+        """The full error message, unbounded and NOT display-safe."""
+        return await self._raw(kind, id, "error_message")
+
+    async def _raw(self, kind: Kind, id: int, column: str) -> str:
+        row_id = _check_ids([id])[0]
+        row = await self.db.fetchrow(raw_sql(self.tables, kind, column), row_id)
+        if row is None:
+            raise ValueError(f"{kind} {row_id} not found")
+        value = row["value"]
+        return "" if value is None else str(value)
+
+    async def dlq_summary(self) -> DlqSummary:
+        return await sources.dlq_summary(self.db, self.config, self.tables)
+
+    async def event_summary(self) -> EventSummary:
+        return await sources.event_summary(self.db, self.config, self.tables)
+
+    async def audit(
+        self, limit: int = 100, before_id: int | None = None, target_kind: str | None = None
+    ) -> list[AuditEntry]:
+        return await read_audit(self.db, limit=limit, before_id=before_id, target_kind=target_kind)
+
+    async def latest_ids(self) -> tuple[int, int]:
+        """(max dlq id, max event id): a cheap 'anything new?' check for polling."""
+        d, e = self.tables.dlq, self.tables.events
+        row = await self.db.fetchrow(
+            f"SELECT (SELECT max({d.c('id')}) FROM {d.q}) AS d, (SELECT max({e.c('id')}) FROM {e.q}) AS e"
+        )
+        assert row is not None
+        return int(row["d"] or 0), int(row["e"] or 0)
+
+    # -- previews ------------------------------------------------------------------------------
+
+    async def _preview(self, kind: Kind, f: DlqFilter | EventFilter, action: str | None) -> BulkPreview:
+        f.validate()
+        if action is not None:
+            f = narrow_status(f, transition_for(kind, action))
+        queries = preview_sqls(self.tables, kind, f)
+        async with self.db.acquire() as conn:
+            await conn.execute("SET plan_cache_mode = force_custom_plan")
+            results = {name: await conn.fetch(sql, *args) for name, (sql, args) in queries.items()}
+        totals = results["totals"][0]
+
+        def groups(name: str, label: Any) -> tuple[CountBy, ...]:
+            return tuple(CountBy(label(r), int(r["n"])) for r in results.get(name, []))
+
+        return BulkPreview(
+            count=int(totals["n"]),
+            oldest=totals["oldest"],
+            newest=totals["newest"],
+            top_errors=groups("errors", lambda r: first_line(r["k"] or "", 120)),
+            businesses=groups(
+                "businesses",
+                lambda r: display_text(f"{r['name'] if r['name'] is not None else '?'} (#{r['k']})", 120),
+            ),
+            channels=groups(
+                "channels",
+                lambda r: display_text(
+                    f"{r['name'] if r['name'] is not None else '?'} ({r['platform'] or '?'}, #{r['k']})", 120
+                ),
+            ),
+            event_names=groups("event_names", lambda r: display_text(r["k"], 100)),
+        )
+
+    async def preview_dlq(self, filter: DlqFilter, action: str | None = None) -> BulkPreview:
+        """Dry run of a bulk action: what ``filter`` matches (restricted to the rows ``action``
+        applies to, when given — exactly what ``bulk_dlq(action, filter)`` would visit)."""
+        return await self._preview("dlq", filter, action)
+
+    async def preview_events(self, filter: EventFilter, action: str | None = None) -> BulkPreview:
+        return await self._preview("event", filter, action)
+
+    # -- actions -------------------------------------------------------------------------------
+
+    def _writable(self, what: str) -> None:
+        if self.read_only:
+            raise ReadOnlyError(f"read-only mode: {what} is not allowed")
+
+    def _context(self, needs_http: bool) -> ActionContext:
+        http = None
+        if needs_http and self.config.triage.redrive.mode == "http":
+            if self._http_client is None:
+                self._http_client = httpx.AsyncClient(follow_redirects=False)
+                self._owns_client = True
+            http = HttpRedrive(self.config.triage.redrive, self._http_client)
+        return ActionContext(self.db, self.tables, self.actor, self._sql_redrive, http)
+
+    async def _act(self, kind: Kind, name: str, ids: Iterable[Any], reason: str | None) -> ActionResult:
+        t = transition_for(kind, name)
+        self._writable(t.action)
+        checked = _check_ids(ids)
+        note = _check_reason(reason, required=(name == "abandon"))
+        return await act_on_ids(
+            self._context(t.redrive),
+            t,
+            checked,
+            reason=note,
+            batch_size=self.config.triage.batch_size,
+            rate_limit=self.config.triage.rate_limit if t.redrive else None,
+        )
+
+    async def retry_dlq(self, ids: Iterable[int], note: str | None = None) -> ActionResult:
+        return await self._act("dlq", "retry", ids, note)
+
+    async def abandon_dlq(self, ids: Iterable[int], reason: str) -> ActionResult:
+        return await self._act("dlq", "abandon", ids, reason)
+
+    async def resolve_dlq(self, ids: Iterable[int], note: str | None = None) -> ActionResult:
+        return await self._act("dlq", "resolve", ids, note)
+
+    async def reopen_dlq(self, ids: Iterable[int], note: str | None = None) -> ActionResult:
+        return await self._act("dlq", "reopen", ids, note)
+
+    async def retry_events(self, ids: Iterable[int], note: str | None = None) -> ActionResult:
+        return await self._act("event", "retry", ids, note)
+
+    async def resolve_events(self, ids: Iterable[int], note: str | None = None) -> ActionResult:
+        return await self._act("event", "resolve", ids, note)
+
+    async def _bulk(
+        self,
+        kind: Kind,
+        action: str,
+        f: DlqFilter | EventFilter,
+        reason: str | None,
+        progress: ProgressCallback | None,
+        cancel: asyncio.Event | None,
+        rate_limit: float | None,
+    ) -> ActionResult:
+        t = transition_for(kind, action)
+        self._writable(f"bulk {t.action}")
+        f.validate()
+        narrow_status(f, t)
+        note = _check_reason(reason, required=(action == "abandon"))
+        if rate_limit is not None and rate_limit <= 0:
+            raise ValueError("rate limit must be greater than zero")
+        return await act_on_filter(
+            self._context(t.redrive),
+            t,
+            f,
+            reason=note,
+            batch_size=self.config.triage.batch_size,
+            progress=progress,
+            cancel=cancel,
+            rate_limit=rate_limit
+            if rate_limit is not None
+            else (self.config.triage.rate_limit if t.redrive else None),
+        )
+
+    async def bulk_dlq(
+        self,
+        action: str,
+        filter: DlqFilter,
+        *,
+        reason: str | None = None,
+        progress: ProgressCallback | None = None,
+        cancel: asyncio.Event | None = None,
+        rate_limit: float | None = None,
+    ) -> ActionResult:
+        """``action`` (retry | abandon | resolve | reopen) on every row matching ``filter``."""
+        return await self._bulk("dlq", action, filter, reason, progress, cancel, rate_limit)
+
+    async def bulk_events(
+        self,
+        action: str,
+        filter: EventFilter,
+        *,
+        reason: str | None = None,
+        progress: ProgressCallback | None = None,
+        cancel: asyncio.Event | None = None,
+        rate_limit: float | None = None,
+    ) -> ActionResult:
+        """``action`` (retry | resolve) on every event failure matching ``filter``."""
+        return await self._bulk("event", action, filter, reason, progress, cancel, rate_limit)
