@@ -100,6 +100,7 @@ class Monitor:
         )
         self.snapshot = Snapshot(taken_at=clock(), read_only=self.read_only)
         self._subscribers: list[Callable[[Snapshot], None]] = []
+        self._sample_listeners: list[Callable[[ProbeSample], None]] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._dirty = asyncio.Event()
         self._rules_dirty = True
@@ -173,6 +174,16 @@ class Monitor:
 
         return unsubscribe
 
+    def add_sample_listener(self, callback: Callable[[ProbeSample], None]) -> Callable[[], None]:
+        """Call ``callback`` with every probe result as it arrives (the exporter's histogram)."""
+        self._sample_listeners.append(callback)
+
+        def remove() -> None:
+            with contextlib.suppress(ValueError):
+                self._sample_listeners.remove(callback)
+
+        return remove
+
     def publish(self, snapshot: Snapshot) -> None:
         """Push a snapshot to subscribers. Tests use it with a fixed snapshot; it then stays frozen."""
         self._frozen = snapshot
@@ -232,6 +243,11 @@ class Monitor:
             return
         window.add(sample)
         self.store.add(sample)
+        for listener in list(self._sample_listeners):
+            try:
+                listener(sample)
+            except Exception:
+                logger.exception("probe sample listener failed")
         self._fresh("probes")
         self._mark_dirty(rules=True)
 

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import yaml
 from loguru import logger
 
 from core.demo.environment import DEFAULT_SEED, DEFAULT_SPEED, DemoEnvironment
@@ -20,9 +21,14 @@ from core.durations import parse_duration
 from core.embedded import EmbeddedError
 from core.logging import LogBuffer
 from core.monitor import Monitor
+from core.redact import register_secret
 from tui.commands.common import UsageError, run_async, subparser
 from tui.commands.console import add_console_options
+from tui.commands.run import add_metrics_options, metrics_address, start_exporter
 from tui.commands.runtime import database_for, start_observability
+from tui.webwall import TOKEN_ENV, WallServer, resolve_token, wall_command
+
+WALL_CONFIG = "wall-config.yaml"
 
 
 def demo_data_dir() -> Path:
@@ -53,6 +59,10 @@ def register(subparsers: Any) -> None:
                         help="send alerts to this real Slack incoming webhook instead of the local sink")
     parser.add_argument("--print-config", action="store_true",
                         help="print the generated config (secrets masked) and exit")
+    parser.add_argument("--serve", type=int, default=None, metavar="PORT",
+                        help="also serve the read-only wall console to browsers on 127.0.0.1:PORT "
+                             f"(token from ${TOKEN_ENV}, else generated and printed)")
+    add_metrics_options(parser)
     add_console_options(parser)
     parser.set_defaults(handler=_demo)
 
@@ -62,6 +72,9 @@ def _progress(message: str) -> None:
 
 
 def _demo(args: argparse.Namespace) -> int:
+    metrics = metrics_address(args)
+    if args.serve is not None and not 1 <= args.serve <= 65535:
+        raise UsageError(f"--serve must be a port between 1 and 65535, got {args.serve}")
     duration = None
     if args.duration:
         try:
@@ -82,35 +95,80 @@ def _demo(args: argparse.Namespace) -> int:
     if args.print_config:
         print(env.print_config(), end="")
         return 0
-    return run_async(_run(env, args, duration))
+    return run_async(_run(env, args, duration, metrics))
 
 
-async def _run(env: DemoEnvironment, args: argparse.Namespace, duration: float | None) -> int:
+async def _run(env: DemoEnvironment, args: argparse.Namespace, duration: float | None,
+               metrics: tuple[str, int] | None) -> int:
     started = time.monotonic()
     try:
         await env.start()
     except (DemoError, EmbeddedError) as exc:
         await env.stop()
         raise UsageError(str(exc)) from exc
+    wall_server: WallServer | None = None
     try:
         config = env.config()
         buffer = start_observability(config, console=args.headless, log_dir=env.data_dir / "logs")
         _progress(f"environment up in {time.monotonic() - started:.1f}s: " + "; ".join(env.summary()))
+        if args.serve is not None:
+            wall_server = await _serve_wall(env, args.serve, getattr(args, "theme", None))
         wall = bool(getattr(args, "wall", False))
         read_only = bool(getattr(args, "read_only", False)) or wall
         if args.headless:
-            await _headless(env, config, buffer, duration, read_only)
+            await _headless(env, config, buffer, duration, read_only, metrics)
         else:
-            await _console(env, config, buffer, duration, read_only, wall, getattr(args, "theme", None))
+            await _console(env, config, buffer, duration, read_only, wall, getattr(args, "theme", None),
+                           metrics)  # fmt: skip
     finally:
+        if wall_server is not None:
+            await wall_server.stop()
         await env.stop()
     return 0
 
 
+def write_wall_config(env: DemoEnvironment) -> Path:
+    """The demo's generated config as a file (0600) that each served wall session loads."""
+    path = env.data_dir / WALL_CONFIG
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write("# written by `opswatch demo --serve` for its wall sessions; rewritten on every run\n")
+        yaml.safe_dump(env.config_dict(), out, sort_keys=False)
+    os.chmod(path, 0o600)
+    return path
+
+
+async def _serve_wall(env: DemoEnvironment, port: int, theme: str | None) -> WallServer:
+    try:
+        token, generated = resolve_token(None, os.environ, no_auth=False)
+    except ValueError as exc:
+        raise UsageError(f"${TOKEN_ENV}: {exc}") from exc
+    assert token is not None
+    register_secret(token)
+    logs = env.data_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    command = wall_command(write_wall_config(env), theme=theme, stderr_log=logs / "wall-sessions.log")
+    server = WallServer(command, host="127.0.0.1", port=port, token=token)
+    try:
+        await server.start()
+    except OSError as exc:
+        raise UsageError(f"--serve {port}: cannot listen on 127.0.0.1: {exc.strerror or exc}") from None
+    url = f"{server.url}?token={token}" if generated else f"{server.url}?token=<${TOKEN_ENV}>"
+    _progress(f"wall console for browsers on {url}")
+    return server
+
+
 async def _headless(env: DemoEnvironment, config: Any, buffer: LogBuffer, duration: float | None,
-                    read_only: bool) -> None:
+                    read_only: bool, metrics: tuple[str, int] | None) -> None:
     db = database_for(config, env.dsn)
     monitor = Monitor(config, db, read_only=read_only, log_buffer=buffer)
+    try:
+        exporter = await start_exporter(monitor, metrics)
+    except UsageError:
+        await db.close()
+        raise
+    if exporter is not None and metrics is not None:
+        _progress(f"Prometheus metrics on http://{metrics[0]}:{exporter.port}/metrics")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -122,16 +180,25 @@ async def _headless(env: DemoEnvironment, config: Any, buffer: LogBuffer, durati
             await asyncio.wait_for(stop.wait(), timeout=duration)
     finally:
         await monitor.stop()
+        if exporter is not None:
+            await exporter.stop()
         await db.close()
         logger.info("demo stopped")
 
 
 async def _console(env: DemoEnvironment, config: Any, buffer: LogBuffer, duration: float | None,
-                   read_only: bool, wall: bool, theme: str | None) -> None:
+                   read_only: bool, wall: bool, theme: str | None, metrics: tuple[str, int] | None) -> None:
     from tui.app import OpsWatchApp
 
     db = database_for(config, env.dsn)
     monitor = Monitor(config, db, read_only=read_only, log_buffer=buffer)
+    try:
+        exporter = await start_exporter(monitor, metrics)
+    except UsageError:
+        await db.close()
+        raise
+    if exporter is not None and metrics is not None:
+        _progress(f"Prometheus metrics on http://{metrics[0]}:{exporter.port}/metrics")
     app = OpsWatchApp(monitor, wall=wall, theme=theme)
     try:
         if duration is None:
@@ -143,4 +210,6 @@ async def _console(env: DemoEnvironment, config: Any, buffer: LogBuffer, duratio
                 app.exit()
                 await runner
     finally:
+        if exporter is not None:
+            await exporter.stop()
         await db.close()

@@ -11,6 +11,7 @@ from typing import Any
 from loguru import logger
 
 from core.durations import parse_duration
+from core.exporter import MetricsExporter
 from core.monitor import Monitor
 from tui.commands.common import UsageError, load_config_for, require_dsn, run_async, subparser
 from tui.commands.runtime import database_for, start_observability
@@ -28,7 +29,40 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--headless", action="store_true", required=True,
                         help="required: run without the console")
     parser.add_argument("--duration", default=None, help="stop after this long (e.g. 30s, 5m)")
+    add_metrics_options(parser)
     parser.set_defaults(handler=_run)
+
+
+def add_metrics_options(parser: argparse.ArgumentParser) -> None:
+    """--metrics-port / --metrics-host, shared with `opswatch demo`."""
+    parser.add_argument("--metrics-port", type=int, default=None, metavar="PORT",
+                        help="serve Prometheus metrics on http://HOST:PORT/metrics (e.g. 9464)")
+    parser.add_argument("--metrics-host", default="127.0.0.1", metavar="HOST",
+                        help="address for --metrics-port (default 127.0.0.1; 0.0.0.0 for every interface)")
+
+
+def metrics_address(args: argparse.Namespace) -> tuple[str, int] | None:
+    port = getattr(args, "metrics_port", None)
+    if port is None:
+        return None
+    if not 1 <= port <= 65535:
+        raise UsageError(f"--metrics-port must be between 1 and 65535, got {port}")
+    return str(args.metrics_host), int(port)
+
+
+async def start_exporter(monitor: Monitor, address: tuple[str, int] | None) -> MetricsExporter | None:
+    """Serve /metrics for ``monitor``; a port that cannot be bound is a one-line usage error."""
+    if address is None:
+        return None
+    host, port = address
+    exporter = MetricsExporter()
+    exporter.attach(monitor)
+    try:
+        await exporter.start(host, port)
+    except OSError as exc:
+        await exporter.stop()
+        raise UsageError(f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}") from None
+    return exporter
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -40,13 +74,28 @@ def _run(args: argparse.Namespace) -> int:
             duration = parse_duration(args.duration)
         except ValueError as exc:
             raise UsageError(f"--duration: {exc}") from exc
+    metrics = metrics_address(args)
     start_observability(config, console=True)
-    return run_async(run_headless(config, dsn, duration=duration, read_only=bool(args.read_only)))
+    return run_async(
+        run_headless(config, dsn, duration=duration, read_only=bool(args.read_only), metrics=metrics)
+    )
 
 
-async def run_headless(config: Any, dsn: str, *, duration: float | None, read_only: bool = False) -> int:
+async def run_headless(
+    config: Any,
+    dsn: str,
+    *,
+    duration: float | None,
+    read_only: bool = False,
+    metrics: tuple[str, int] | None = None,
+) -> int:
     db = database_for(config, dsn)
     monitor = Monitor(config, db, read_only=read_only)
+    try:
+        exporter = await start_exporter(monitor, metrics)
+    except UsageError:
+        await db.close()
+        raise
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -59,6 +108,8 @@ async def run_headless(config: Any, dsn: str, *, duration: float | None, read_on
             await asyncio.wait_for(stop.wait(), timeout=duration)
     finally:
         await monitor.stop()
+        if exporter is not None:
+            await exporter.stop()
         await db.close()
         logger.info("opswatch agent stopped")
     return 0
