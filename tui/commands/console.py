@@ -1,0 +1,90 @@
+"""opswatch (no subcommand) / opswatch console: the interactive Textual console.
+
+An unreachable database or a wrong DSN never stops the console: the Database pool is
+created lazily and the UI shows the outage banner while it retries.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from typing import Any
+
+from core.config import Config
+from tui.commands.common import load_config_for, require_dsn, subparser
+
+THEME_CHOICES = ("dark", "light", "high-contrast", "ansi")
+
+
+def add_console_options(parser: argparse.ArgumentParser, *, top_level: bool = False) -> None:
+    """--wall and --theme; tui.cli adds them to the top-level parser too (``opswatch --wall``)."""
+    default: Any = None if top_level else argparse.SUPPRESS
+    parser.add_argument(
+        "--wall",
+        action="store_true",
+        default=False if top_level else argparse.SUPPRESS,
+        help="wall-screen mode: read-only, large tiles, cycles overview/endpoints/alerts",
+    )
+    parser.add_argument(
+        "--theme",
+        choices=THEME_CHOICES,
+        default=default,
+        help="colour theme (default: ui.theme; high-contrast on the wall)",
+    )
+
+
+def register(subparsers: Any) -> None:
+    parser = subparser(subparsers, "console", "open the interactive console (the default command)")
+    add_console_options(parser)
+    parser.set_defaults(handler=run_console)
+
+
+def run_console(args: argparse.Namespace) -> int:
+    config = load_config_for(args)
+    dsn = require_dsn(config)
+    wall = bool(getattr(args, "wall", False))
+    read_only = bool(getattr(args, "read_only", False)) or wall
+    return asyncio.run(
+        run_app(config, dsn, read_only=read_only, wall=wall, theme=getattr(args, "theme", None))
+    )
+
+
+async def run_app(
+    config: Config,
+    dsn: str,
+    *,
+    read_only: bool = False,
+    wall: bool = False,
+    theme: str | None = None,
+) -> int:
+    """Build Database + Monitor from ``config`` and run the console until the operator quits."""
+    from core.db import Database, PoolSettings
+    from core.logging import setup_logging
+    from core.monitor import Monitor
+    from tui.app import OpsWatchApp
+
+    log = config.logging
+    buffer = setup_logging(
+        level=log.level,
+        directory=log.directory,
+        rotation=log.rotation,
+        retention=log.retention,
+        service=log.service,
+        environment=log.environment,
+    )
+    d = config.database
+    db = Database(
+        dsn,
+        PoolSettings(
+            min_size=d.pool_min,
+            max_size=d.pool_max,
+            statement_timeout_s=d.statement_timeout,
+            connect_timeout_s=d.connect_timeout,
+        ),
+    )
+    monitor = Monitor(config, db, read_only=read_only, log_buffer=buffer)
+    try:
+        await OpsWatchApp(monitor, wall=wall, theme=theme).run_async()
+    finally:
+        await db.close()
+    return 0

@@ -1,0 +1,161 @@
+"""1 Overview: endpoint tiles, alerts, DLQ backlog, event failures and database health."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual import events
+from textual.app import ComposeResult
+from textual.containers import Grid, VerticalScroll
+
+from core.snapshot import AlertView, Severity, Snapshot
+from tui.render import age_between, fmt_age, fmt_bytes, fmt_count, fmt_ms, plain, safe, severity_label
+from tui.screens.base import OpsScreen
+from tui.widgets.endpoint_tile import EndpointTile
+from tui.widgets.gauge import GaugeValue, gauge_text
+from tui.widgets.sparkline_tile import SparkTile
+
+FIRING = ("firing", "flapping")
+TILE_WIDTH = 38
+WALL_TILE_WIDTH = 52
+
+
+def alert_line(alert: AlertView, age: str) -> Text:
+    label = severity_label(alert.severity) if alert.state in FIRING else f"… {alert.state.upper()}"
+    text = Text(end="", no_wrap=True, overflow="ellipsis")
+    text.append(label + " ")
+    text.append_text(safe(alert.rule, 40))
+    if alert.scope:
+        text.append(" ")
+        text.append_text(safe(alert.scope, 40))
+    text.append(f" {age}")
+    if alert.acknowledged_by:
+        text.append(" ack")
+    if alert.silenced:
+        text.append(" silenced")
+    return text
+
+
+class OverviewScreen(OpsScreen):
+    SCREEN_TITLE = "Overview"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._tiles: dict[str, EndpointTile] = {}
+
+    def compose_body(self) -> ComposeResult:
+        with Grid(id="overview-panels"):
+            yield SparkTile("Alerts", id="panel-alerts")
+            yield SparkTile("Dead letters", id="panel-dlq")
+            yield SparkTile("Event failures", spark=True, id="panel-events")
+            yield SparkTile("Database", id="panel-db")
+        with VerticalScroll(id="overview-endpoints"):
+            yield Grid(id="endpoint-grid")
+
+    def on_resize(self, event: events.Resize) -> None:
+        width = event.size.width
+        columns = max(1, min(6, width // (WALL_TILE_WIDTH if self.ops.wall else TILE_WIDTH)))
+        for n in range(1, 7):
+            self.set_class(n == columns, f"-cols-{n}")
+        self.set_class(width < 100, "-narrow")
+        self.set_class(event.size.height < 30, "-short")
+
+    def apply_snapshot(self, snapshot: Snapshot) -> None:
+        self._sync_tiles(snapshot)
+        self._show_alerts(snapshot)
+        self._show_dlq(snapshot)
+        self._show_events(snapshot)
+        self._show_db(snapshot)
+
+    def _sync_tiles(self, snapshot: Snapshot) -> None:
+        names = [e.name for e in snapshot.endpoints]
+        if names != list(self._tiles):
+            grid = self.query_one("#endpoint-grid", Grid)
+            grid.remove_children()
+            self._tiles = {name: EndpointTile(name) for name in names}
+            grid.mount_all(self._tiles.values())
+        stale = self.stale(snapshot, "probes", self.ops.probe_stale_after)
+        now = self.now()
+        for view in snapshot.endpoints:
+            tile = self._tiles.get(view.name)
+            if tile is not None:
+                tile.show(view, self.ops.thresholds, self.palette, now, stale)
+
+    def _show_alerts(self, snapshot: Snapshot) -> None:
+        now = self.now()
+        active = sorted(
+            (a for a in snapshot.alerts if a.state in (*FIRING, "pending")),
+            key=lambda a: (a.state not in FIRING, -a.severity.rank, a.since),
+        )
+        critical = sum(1 for a in active if a.state in FIRING and a.severity is Severity.CRITICAL)
+        warning = sum(1 for a in active if a.state in FIRING and a.severity is Severity.WARNING)
+        pending = sum(1 for a in active if a.state == "pending")
+        body = plain(f"✖ {critical} crit  ▲ {warning} warn  … {pending} pending")
+        body.no_wrap = True
+        body.overflow = "ellipsis"
+        for alert in active[:4]:
+            body.append("\n")
+            body.append_text(alert_line(alert, fmt_age(age_between(alert.since, now))))
+        if not active:
+            body.append("\n✔ no active alerts")
+        self.query_one("#panel-alerts", SparkTile).show(
+            body, severity=snapshot.worst_severity, big=str(critical + warning)
+        )
+
+    def _show_dlq(self, snapshot: Snapshot) -> None:
+        dlq = snapshot.dlq
+        stale = self.stale(snapshot, "summaries", self.ops.summary_stale_after)
+        if dlq is None:
+            self.query_one("#panel-dlq", SparkTile).show(
+                plain("no data yet"), severity=Severity.INFO, stale=stale
+            )
+            return
+        body = plain(f"pending {fmt_count(dlq.pending)}\n")
+        body.append(f"oldest {fmt_age(dlq.oldest_pending_age_s)}\n")
+        body.append(f"in {dlq.inflow_per_hour:,}/h  out {dlq.outflow_per_hour:,}/h")
+        severity = Severity.WARNING if dlq.pending else Severity.OK
+        self.query_one("#panel-dlq", SparkTile).show(
+            body, severity=severity, stale=stale, big=str(dlq.pending)
+        )
+
+    def _show_events(self, snapshot: Snapshot) -> None:
+        events_ = snapshot.events
+        stale = self.stale(snapshot, "summaries", self.ops.summary_stale_after)
+        tile = self.query_one("#panel-events", SparkTile)
+        if events_ is None:
+            tile.show(plain("no data yet"), severity=Severity.INFO, stale=stale)
+            return
+        limit = self.ops.event_threshold
+        gauge = GaugeValue("1h", float(events_.last_hour), limit, None, maximum=max((limit or 5) * 2, 1))
+        body = gauge_text(gauge, max(tile.content_size.width, 24), self.palette)
+        body.append(
+            f"\n24h {events_.last_24h:,}  (> {limit:g}/h alerts)" if limit else f"\n24h {events_.last_24h:,}"
+        )
+        severity = gauge.severity if limit else Severity.OK
+        tile.show(
+            body,
+            severity=severity,
+            trend=[float(v) for v in events_.hourly],
+            stale=stale,
+            big=str(events_.last_hour),
+        )
+
+    def _show_db(self, snapshot: Snapshot) -> None:
+        db, stats = snapshot.db, snapshot.db_stats
+        tile = self.query_one("#panel-db", SparkTile)
+        if db is None:
+            tile.show(plain("checking..."), severity=Severity.INFO)
+            return
+        if db.up:
+            body = plain(f"● UP  rtt {fmt_ms(db.rtt_ms)}")
+            severity = Severity.OK
+        else:
+            body = plain(f"✖ DOWN for {fmt_age(age_between(db.down_since, self.now()))}")
+            severity = Severity.CRITICAL
+        if stats is not None:
+            body.append(f"\nconn {stats.connections_used}/{stats.max_connections}")
+            body.append(f"  size {fmt_bytes(stats.database_bytes)}")
+            if stats.slowest_mean_ms is not None:
+                body.append(f"\nslowest {fmt_ms(stats.slowest_mean_ms)} mean")
+        stale = self.stale(snapshot, "db_stats", self.ops.db_stats_stale_after) if stats else None
+        big = f"{db.rtt_ms:.1f}" if db.up and db.rtt_ms is not None else "-"
+        tile.show(body, severity=severity, stale=stale, big=big)

@@ -1,0 +1,496 @@
+"""Shared triage screen: one database page in a table, filter bar, detail pane, actions.
+
+The table never holds more than one page; paging, filtering and counting happen in the
+database (keyset cursors from core.triage). Every read and action runs in an exclusive
+worker; a failure becomes a notification through ``WorkerErrors``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual import events, work
+from textual.app import ComposeResult
+from textual.binding import BindingType
+from textual.containers import Horizontal, Vertical
+from textual.notifications import SeverityLevel
+from textual.widgets import DataTable, Input, Static
+
+from core.safe_text import pretty_json
+from core.snapshot import Snapshot
+from core.triage.models import ActionResult, BulkPreview, BulkProgress, Cursor, Page, Sort
+from tui.keymap import bind
+from tui.render import fmt_when, plain, safe
+from tui.screens.base import OpsScreen
+from tui.widgets.confirm_modal import ConfirmModal
+from tui.widgets.filter_bar import FilterBar
+from tui.widgets.paged_table import PagedTable
+from tui.widgets.payload_view import PayloadView
+from tui.widgets.progress_modal import ProgressModal
+from tui.widgets.prompt_modal import PromptModal
+from tui.widgets.text_view import FULL_VIEW_LIMIT, TextViewModal
+
+PAGE_SIZE = 50
+DETAIL_DEBOUNCE_S = 0.06
+SORTS = (Sort.NEWEST, Sort.OLDEST, Sort.MOST_RETRIES)
+
+Row = Any
+Filter = Any
+
+
+def triage_bindings(prefix: str) -> list[BindingType]:
+    return [
+        bind(f"{prefix}.search", "slash", "search", "Search", key_display="/"),
+        bind(f"{prefix}.status", "s", "cycle_status", "Status"),
+        bind(f"{prefix}.business", "b", "filter_business", "Business", show=False),
+        bind(f"{prefix}.sort", "t", "cycle_sort", "Sort", show=False),
+        bind(f"{prefix}.clear_filter", "x", "clear_filter", "Clear filter", show=False),
+        bind(f"{prefix}.select", "space", "toggle_select", "Select", show=False),
+        bind(
+            f"{prefix}.select_all",
+            "asterisk",
+            "select_all",
+            "Select all matching",
+            key_display="*",
+            show=False,
+        ),
+        bind(f"{prefix}.unselect", "escape", "leave", "Clear selection", show=False),
+        bind(f"{prefix}.full_view", "v", "full_view", "Full view", show=False),
+        bind(f"{prefix}.refresh", "ctrl+r", "reload", "Reload", show=False),
+    ]
+
+
+def preview_lines(preview: BulkPreview, noun: str) -> list[Text]:
+    lines = [plain(f"{preview.count:,} {noun} match the filter")]
+    if preview.oldest or preview.newest:
+        lines.append(plain(f"created {fmt_when(preview.oldest)} … {fmt_when(preview.newest)}"))
+    for title, items in (
+        ("errors", preview.top_errors),
+        ("businesses", preview.businesses),
+        ("channels", preview.channels),
+        ("events", preview.event_names),
+    ):
+        if items:
+            line = plain(f"top {title}: ")
+            for i, item in enumerate(items[:3]):
+                if i:
+                    line.append(", ")
+                line.append_text(safe(item.key, 50))
+                line.append(f" ({item.count:,})")
+            lines.append(line)
+    return lines
+
+
+class TriageScreen(OpsScreen):
+    """Subclasses set the kind-specific hooks below."""
+
+    NOUN: ClassVar[str] = "rows"
+    STATUSES: ClassVar[tuple[str, ...]] = ()
+    COLUMNS: ClassVar[tuple[tuple[str, str, int], ...]] = ()
+    """(key, label, width): fixed widths, so paging never re-measures or re-lays out the table."""
+    BULK_ACTIONS: ClassVar[tuple[str, ...]] = ("retry",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.filter: Filter = self.default_filter()
+        self.sort: Sort = Sort.NEWEST
+        self.cursor: Cursor | None = None
+        self.page: Page[Row] | None = None
+        self.selected: set[int] = set()
+        self.all_matching = False
+        self.detail: Any = None
+        self._summary_key: object = None
+        self.page_loads = 0
+
+    @property
+    def table(self) -> PagedTable:
+        return self.query_one("#triage-table", PagedTable)
+
+    # -- hooks ---------------------------------------------------------------------------------
+
+    def default_filter(self) -> Filter:
+        raise NotImplementedError
+
+    async def fetch_page(self, cursor: Cursor | None) -> Page[Row]:
+        raise NotImplementedError
+
+    async def fetch_detail(self, row_id: int) -> Any:
+        raise NotImplementedError
+
+    async def fetch_preview(self, action: str) -> BulkPreview:
+        raise NotImplementedError
+
+    async def fetch_raw(self, row_id: int) -> tuple[str, str]:
+        """(full error, full payload) for the full view; unbounded, not yet display-safe."""
+        raise NotImplementedError
+
+    def action_call(self, action: str, ids: list[int], reason: str | None) -> Awaitable[ActionResult]:
+        raise NotImplementedError
+
+    def bulk_call(
+        self, action: str, reason: str | None, progress: Callable[[BulkProgress], None], cancel: asyncio.Event
+    ) -> Awaitable[ActionResult]:
+        raise NotImplementedError
+
+    def row_cells(self, row: Row) -> list[Text]:
+        raise NotImplementedError
+
+    def show_detail(self, detail: Any) -> None:
+        raise NotImplementedError
+
+    def filter_summary(self) -> Text:
+        raise NotImplementedError
+
+    def summary_key(self, snapshot: Snapshot) -> object:
+        """Changes when the page might be out of date (new rows, status changes)."""
+        return None
+
+    def compose_extra(self) -> ComposeResult:
+        yield from ()
+
+    # -- layout --------------------------------------------------------------------------------
+
+    def compose_body(self) -> ComposeResult:
+        yield from self.compose_extra()
+        yield FilterBar(id="filter-bar")
+        yield Static(id="triage-summary")
+        with Horizontal(id="triage-main"):
+            yield PagedTable(id="triage-table", positional=True)
+            with Vertical(id="triage-detail"):
+                yield PayloadView(id="payload-view")
+
+    def on_mount(self) -> None:
+        table = self.table
+        table.add_column(" ", key="sel", width=1)
+        for key, label, width in self.COLUMNS:
+            table.add_column(label, key=key, width=width)
+        table.focus()
+        self._show_filter()
+        self.load_page(None)
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.set_class(event.size.width < 120, "-narrow")
+
+    # -- snapshot ------------------------------------------------------------------------------
+
+    def apply_snapshot(self, snapshot: Snapshot) -> None:
+        key = self.summary_key(snapshot)
+        if key != self._summary_key:
+            first = self._summary_key is None
+            self._summary_key = key
+            if not first and self.page is not None:
+                self.load_page(self.cursor, keep_cursor=True)
+                return
+        self._render_page(keep_cursor=True)
+
+    # -- loading -------------------------------------------------------------------------------
+
+    @work(exclusive=True, group="page", exit_on_error=False)
+    async def load_page(
+        self, cursor: Cursor | None, *, to_end: bool = False, keep_cursor: bool = False
+    ) -> None:
+        page = await self.fetch_page(cursor)
+        if cursor is not None and not page.rows and keep_cursor:
+            cursor = None
+            page = await self.fetch_page(None)
+        self.cursor = cursor
+        self.page = page
+        self.page_loads += 1
+        self._render_page(keep_cursor=keep_cursor, to_end=to_end)
+
+    def _render_page(self, *, keep_cursor: bool = False, to_end: bool = False) -> None:
+        page = self.page
+        if page is None:
+            return
+        table = self.table
+        rows = [(str(row.id), self._cells(row)) for row in page.rows]
+        target: str | int | None = None if keep_cursor else (len(rows) - 1 if to_end else 0)
+        with self.app.batch_update():
+            table.has_next = page.next_cursor is not None
+            table.has_prev = page.prev_cursor is not None
+            table.sync(rows, cursor=target)
+            self._show_summary()
+        if not rows:
+            self.detail = None
+            self.query_one(PayloadView).clear_detail(f"no {self.NOUN} match this filter")
+        elif not keep_cursor:
+            self._request_detail()
+
+    def _cells(self, row: Row) -> list[Text]:
+        mark = "■" if (self.all_matching or row.id in self.selected) else " "
+        return [plain(mark), *self.row_cells(row)]
+
+    def _show_summary(self) -> None:
+        page = self.page
+        total = page.total if page else 0
+        if self.all_matching:
+            chosen = f"ALL {total:,} matching selected"
+        elif self.selected:
+            chosen = f"{len(self.selected):,} selected"
+        else:
+            chosen = "none selected"
+        text = plain(
+            f"{total:,} {self.NOUN} match · {len(page.rows) if page else 0} on this page · "
+            f"{chosen} · sort {self.sort.value}"
+        )
+        self.query_one("#triage-summary", Static).update(text, layout=False)
+
+    def _show_filter(self) -> None:
+        self.query_one(FilterBar).show(self.filter_summary())
+
+    def on_paged_table_page_requested(self, message: PagedTable.PageRequested) -> None:
+        page = self.page
+        if page is None:
+            return
+        if message.direction > 0 and page.next_cursor is not None:
+            self.load_page(page.next_cursor)
+        elif message.direction < 0 and page.prev_cursor is not None:
+            self.load_page(page.prev_cursor, to_end=True)
+        elif message.direction == 0:
+            self.load_page(None)
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.data_table.id == "triage-table":
+            self._request_detail()
+
+    def _request_detail(self) -> None:
+        row_id = self.current_id()
+        if row_id is not None:
+            self.load_detail(row_id)
+
+    @work(exclusive=True, group="detail", exit_on_error=False)
+    async def load_detail(self, row_id: int) -> None:
+        await asyncio.sleep(DETAIL_DEBOUNCE_S)
+        detail = await self.fetch_detail(row_id)
+        if self.current_id() != row_id:
+            return
+        self.detail = detail
+        if detail is None:
+            self.query_one(PayloadView).clear_detail(f"#{row_id} no longer exists")
+        else:
+            self.show_detail(detail)
+
+    def current_id(self) -> int | None:
+        key = self.table.current_key
+        return int(key) if key is not None else None
+
+    def current_row(self) -> Row | None:
+        row_id = self.current_id()
+        if self.page is None or row_id is None:
+            return None
+        return next((r for r in self.page.rows if r.id == row_id), None)
+
+    # -- filter actions ------------------------------------------------------------------------
+
+    def set_filter(self, new_filter: Filter) -> None:
+        try:
+            new_filter.validate()
+        except ValueError as exc:
+            self.ops.report(str(exc), severity="warning")
+            return
+        self.filter = new_filter
+        self.selected.clear()
+        self.all_matching = False
+        self._show_filter()
+        self.load_page(None)
+
+    def action_search(self) -> None:
+        self.query_one(FilterBar).focus_search()
+
+    def on_filter_bar_search_submitted(self, message: FilterBar.SearchSubmitted) -> None:
+        self.set_filter(replace(self.filter, text=message.text or None))
+        self.table.focus()
+
+    def action_cycle_status(self) -> None:
+        options: list[tuple[str, ...]] = [(s,) for s in self.STATUSES] + [()]
+        current = tuple(self.filter.status)
+        index = options.index(current) if current in options else -1
+        self.set_filter(replace(self.filter, status=options[(index + 1) % len(options)]))
+
+    def action_cycle_sort(self) -> None:
+        self.sort = SORTS[(SORTS.index(self.sort) + 1) % len(SORTS)]
+        self.load_page(None)
+
+    def action_clear_filter(self) -> None:
+        self.set_filter(self.default_filter())
+
+    def action_filter_business(self) -> None:
+        self._ask_id("business_id", "Filter by business id (empty = any)")
+
+    @work(exclusive=True, group="prompt", exit_on_error=False)
+    async def _ask_id(self, field: str, title: str) -> None:
+        current = getattr(self.filter, field)
+        value = await self.app.push_screen_wait(
+            PromptModal(title, value="" if current is None else str(current), validate=_positive_int_or_empty)
+        )
+        if value is not None:
+            self.set_filter(replace(self.filter, **{field: int(value) if value else None}))
+
+    @work(exclusive=True, group="prompt", exit_on_error=False)
+    async def _ask_text(self, field: str, title: str) -> None:
+        current = getattr(self.filter, field)
+        value = await self.app.push_screen_wait(PromptModal(title, value=current or ""))
+        if value is not None:
+            self.set_filter(replace(self.filter, **{field: value or None}))
+
+    def action_leave(self) -> None:
+        if isinstance(self.focused, Input):
+            self.table.focus()
+            return
+        if self.selected or self.all_matching:
+            self.selected.clear()
+            self.all_matching = False
+            self._render_page(keep_cursor=True)
+
+    def action_toggle_select(self) -> None:
+        row_id = self.current_id()
+        if row_id is None:
+            return
+        self.all_matching = False
+        self.selected.symmetric_difference_update({row_id})
+        self._render_page(keep_cursor=True)
+
+    def action_select_all(self) -> None:
+        self.all_matching = not self.all_matching
+        self.selected.clear()
+        self._render_page(keep_cursor=True)
+
+    def action_reload(self) -> None:
+        self.load_page(self.cursor, keep_cursor=True)
+
+    def action_full_view(self) -> None:
+        row_id = self.current_id()
+        if row_id is not None:
+            self.open_full_view(row_id)
+
+    @work(exclusive=True, group="full-view", exit_on_error=False, name="full view")
+    async def open_full_view(self, row_id: int) -> None:
+        error, payload = await self.fetch_raw(row_id)
+        body = f"Error\n{error}\n\nPayload\n{pretty_json(payload, FULL_VIEW_LIMIT)}"
+        await self.app.push_screen(TextViewModal(f"{self.singular} #{row_id}", body))
+
+    @property
+    def singular(self) -> str:
+        return self.NOUN[:-1] if self.NOUN.endswith("s") else self.NOUN
+
+    # -- mutating actions ----------------------------------------------------------------------
+
+    def single(self, action: str, *, reason_needed: bool = False) -> None:
+        row = self.current_row()
+        if row is None:
+            self.ops.report(f"no {self.NOUN} on this page", severity="warning")
+            return
+        self._run_single(action, row, reason_needed)
+
+    @work(exclusive=True, group="action", exit_on_error=False, name="action")
+    async def _run_single(self, action: str, row: Row, reason_needed: bool) -> None:
+        reason: str | None = None
+        if reason_needed:
+            line = plain(f"{action.capitalize()} 1 {self.singular}: ")
+            line.append_text(self.describe_row(row))
+            reason = await self.app.push_screen_wait(
+                PromptModal(
+                    f"{action.capitalize()} #{row.id}: reason",
+                    [line],
+                    required=True,
+                    placeholder="reason (required, goes to the audit log)",
+                    ok_label=action.capitalize(),
+                )
+            )
+            if reason is None:
+                return
+        result = await self.action_call(action, [row.id], reason)
+        await self._after(result)
+
+    def describe_row(self, row: Row) -> Text:
+        return plain(f"#{row.id}")
+
+    def bulk(self, action: str, *, reason_needed: bool = False) -> None:
+        self._run_bulk(action, reason_needed)
+
+    @work(exclusive=True, group="action", exit_on_error=False, name="bulk action")
+    async def _run_bulk(self, action: str, reason_needed: bool) -> None:
+        ids = sorted(self.selected)
+        by_filter = self.all_matching or not ids
+        if by_filter:
+            preview = await self.fetch_preview(action)
+            count = preview.count
+            lines = preview_lines(preview, self.NOUN)
+        else:
+            count = len(ids)
+            lines = [plain(f"{count:,} selected {self.NOUN} (ids {_id_list(ids)})")]
+        if count == 0:
+            self.ops.report(f"{action}: nothing matches", severity="warning")
+            return
+        reason: str | None = None
+        if reason_needed:
+            reason = await self.app.push_screen_wait(
+                PromptModal(
+                    f"{action.capitalize()} {count:,} {self.NOUN}: reason",
+                    lines,
+                    required=True,
+                    placeholder="reason (required, goes to the audit log)",
+                )
+            )
+            if reason is None:
+                return
+        typed = count if count > self.ops.confirm_typed_over else None
+        scope = "matching the filter" if by_filter else "selected"
+        confirmed = await self.app.push_screen_wait(
+            ConfirmModal(
+                f"{action.capitalize()} {count:,} {self.NOUN} {scope}?",
+                lines,
+                confirm_label=f"{action.capitalize()} {count:,}",
+                typed_count=typed,
+            )
+        )
+        if not confirmed:
+            self.ops.report(f"{action}: cancelled, nothing changed")
+            return
+        if not by_filter:
+            result = await self.action_call(action, ids, reason)
+        else:
+            result = await self._bulk_with_progress(action, count, reason)
+        self.selected.clear()
+        self.all_matching = False
+        await self._after(result)
+
+    async def _bulk_with_progress(self, action: str, count: int, reason: str | None) -> ActionResult:
+        modal = ProgressModal(f"{action.capitalize()} {count:,} {self.NOUN}", count)
+        await self.app.push_screen(modal)
+        self.ops.bulk_started(modal.cancel_event)
+        try:
+            return await self.bulk_call(action, reason, modal.update_progress, modal.cancel_event)
+        finally:
+            self.ops.bulk_finished(modal.cancel_event)
+            if modal.is_attached:
+                modal.dismiss(None)
+
+    async def _after(self, result: ActionResult) -> None:
+        message = f"{result.action}: {result.counts}"
+        details = [f"#{s.id} {s.reason}" + (f" by {s.by}" if s.by else "") for s in result.skipped[:3]]
+        details += [f"#{f.id} failed: {f.error}" for f in result.failed[:3]]
+        if details:
+            message += "\n" + "\n".join(details)
+        severity: SeverityLevel = "information" if result.all_applied else "warning"
+        self.ops.report(message, severity=severity)
+        await self.ops.refresh_monitor()
+        self.load_page(self.cursor, keep_cursor=True)
+        self._request_detail()
+
+
+def _positive_int_or_empty(value: str) -> str | None:
+    if not value:
+        return None
+    if not value.isdigit() or int(value) <= 0:
+        return "enter a positive whole number, or leave empty for any"
+    return None
+
+
+def _id_list(ids: Sequence[int], limit: int = 8) -> str:
+    shown = ", ".join(str(i) for i in ids[:limit])
+    return shown + (f" … +{len(ids) - limit}" if len(ids) > limit else "")

@@ -1,0 +1,68 @@
+"""Confirmation for destructive actions: what and how many; Cancel is the default.
+
+Over ``typed_over`` rows the operator must type the exact count before Confirm is enabled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Static
+
+from tui.keymap import bind
+from tui.render import plain
+
+
+class ConfirmModal(ModalScreen[bool]):
+    BINDINGS: ClassVar[list[BindingType]] = [bind("modal.cancel", "escape", "cancel", "Cancel")]
+
+    def __init__(
+        self,
+        title: str,
+        lines: Sequence[Text],
+        *,
+        confirm_label: str = "Confirm",
+        typed_count: int | None = None,
+    ) -> None:
+        super().__init__(classes="modal confirm-modal")
+        self._title = title
+        self._lines = list(lines)
+        self._confirm_label = confirm_label
+        self.typed_count = typed_count
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog"):
+            yield Static(plain(self._title), id="dialog-title")
+            for line in self._lines:
+                yield Static(line, classes="dialog-line")
+            if self.typed_count is not None:
+                yield Static(plain(f"Type {self.typed_count} to confirm:"), classes="dialog-line")
+                yield Input(placeholder=str(self.typed_count), id="typed-count")
+            with Horizontal(id="dialog-buttons"):
+                yield Button("Cancel", id="cancel", variant="default")
+                yield Button(
+                    self._confirm_label, id="confirm", variant="error", disabled=self.typed_count is not None
+                )
+
+    def on_mount(self) -> None:
+        self.query_one("#cancel", Button).focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        matches = event.value.strip().replace(",", "") == str(self.typed_count)
+        self.query_one("#confirm", Button).disabled = not matches
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if not self.query_one("#confirm", Button).disabled:
+            self.dismiss(True)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "confirm")
+
+    def action_cancel(self) -> None:
+        self.dismiss(False)
