@@ -310,6 +310,9 @@ async def test_hostile_data_is_stored_as_is_and_read_safely(
     raw = await svc.raw_payload("dlq", big)
     assert json.loads(raw) == json.loads(huge)
     assert await svc.raw_error("dlq", not_json) == hostile_error
+    # the preview's error classes drop CSI sequences before folding digits ("\x1b[2J" is not "NJ")
+    preview_keys = [c.key for c in (await svc.preview_dlq(DlqFilter(status=()))).top_errors]
+    assert any(k.startswith("[red]boom[/red] ") and "m" not in k[15:17] for k in preview_keys), preview_keys
     with pytest.raises(ValueError, match="not found"):
         await svc.raw_payload("dlq", 987654)
     assert await svc.dlq_detail(987654) is None

@@ -275,9 +275,11 @@ def preview_sqls(tables: AppTables, kind: Kind, f: Filter) -> dict[str, tuple[st
         f"count(*) AS n, min(t.{t.c('created_at')})::timestamptz AS oldest, "
         f"max(t.{t.c('created_at')})::timestamptz AS newest"
     )
-    err_class = (
-        f"regexp_replace(left(split_part(t.{t.c('error_message')}, E'\\n', 1), 200), '[0-9]+', 'N', 'g')"
-    )
+    # error class = first line, CSI escape sequences dropped (so "\x1b[31m" is not grouped as "m"),
+    # digits folded so "(#131048) ... 5511" and "(#131048) ... 5522" count as one class
+    first = f"left(split_part(t.{t.c('error_message')}, E'\\n', 1), 200)"
+    no_csi = f"regexp_replace({first}, '(\\x1b\\[|\\x9b)[0-9;?]*[ -/]*[@-~]', '', 'g')"
+    err_class = f"regexp_replace({no_csi}, '[0-9]+', 'N', 'g')"
     out["errors"] = build(f"{err_class} AS k, count(*) AS n", "GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 5")
     b = tables.businesses
     sql, args = build(f"t.{t.c('business_id')} AS k, count(*) AS n", "GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 10")
