@@ -70,6 +70,9 @@ async def run_check(config: Config, db: Database | None) -> CheckReport:
     if db is not None:
         health = await db.health()
         db_view = DbHealthView(health.up, health.rtt_ms, health.error, health.down_since, health.checked_at)
+        if not health.up:
+            findings.append(Finding("database", "", "critical", None,
+                                    f"database unreachable: {health.error or 'unknown error'}"))
         stats: DbStats | None = None
         events: EventSummary | None = None
         dlq: DlqSummary | None = None

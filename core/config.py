@@ -43,6 +43,7 @@ from core.config_loader import (
     validation_error,
 )
 from core.durations import format_duration, format_size, parse_duration, parse_size
+from core.redact import redact
 
 __all__ = [
     "DEFAULT_RULES",
@@ -198,6 +199,17 @@ def _positive_size(value: object) -> int:
     return size
 
 
+def _shown_url(text: str) -> str:
+    """A bad URL as it may appear in an error: credentials and webhook tokens masked."""
+    masked = mask_url(text)
+    if masked != MASK:
+        return masked
+    if "://" in text:
+        return redact(text)[:120]
+    head, slash, _rest = text.partition("/")
+    return redact(head + (f"/{MASK}" if slash else ""))[:120]
+
+
 def _http_url(value: object) -> object:
     if value is None or not isinstance(value, str):
         return value  # None for optional fields; other types get pydantic's type error
@@ -206,13 +218,13 @@ def _http_url(value: object) -> object:
         parts = urlsplit(text)
         port = parts.port
     except ValueError as exc:
-        raise ValueError(f"invalid URL {value!r}: {exc}") from None
+        raise ValueError(f"invalid URL {_shown_url(text)!r}: {exc}") from None
     if parts.scheme not in ("http", "https"):
-        raise ValueError(f"invalid URL {value!r}: must start with http:// or https://")
+        raise ValueError(f"invalid URL {_shown_url(text)!r}: must start with http:// or https://")
     if not parts.hostname:
-        raise ValueError(f"invalid URL {value!r}: no host name")
+        raise ValueError(f"invalid URL {_shown_url(text)!r}: no host name")
     if any(ch.isspace() for ch in text) or port == 0:
-        raise ValueError(f"invalid URL {value!r}")
+        raise ValueError(f"invalid URL {_shown_url(text)!r}")
     return text
 
 
@@ -224,6 +236,10 @@ def _postgres_dsn(value: object) -> object:
         parts = urlsplit(text)
         if parts.scheme not in ("postgres", "postgresql"):
             raise ValueError(f"invalid DSN {mask_dsn(text)!r}: must start with postgresql:// or postgres://")
+        try:
+            parts.port  # noqa: B018 - urlsplit validates the port lazily
+        except ValueError as exc:
+            raise ValueError(f"invalid DSN {mask_dsn(text)!r}: {exc}") from None
     elif "=" not in text:
         raise ValueError("invalid DSN: use postgresql://user:password@host:5432/dbname")
     return text

@@ -34,7 +34,6 @@ _CONNECTION_ERRORS: tuple[type[Exception], ...] = (
     asyncpg.exceptions.ClientConfigurationError,
     asyncpg.exceptions.InterfaceError,
 )
-_CONNECT_ERRORS: tuple[type[Exception], ...] = (*_CONNECTION_ERRORS, ValueError)
 
 
 class DatabaseUnavailable(Exception):
@@ -143,7 +142,7 @@ class Database:
                 raise DatabaseUnavailable(self._last_error or "reconnecting", self._down_since)
             try:
                 self._pool = await self._create_pool()
-            except _CONNECT_ERRORS as exc:
+            except Exception as exc:  # any failure to connect (bad port, auth, DNS...) is "unavailable"
                 self._mark_down(exc)
                 raise DatabaseUnavailable(self._last_error or "unavailable", self._down_since) from exc
             self._mark_up()
@@ -173,10 +172,6 @@ class Database:
                 await asyncio.wait_for(pool.close(), timeout=5)
             except _CONNECTION_ERRORS:
                 pool.terminate()
-
-    @property
-    def is_down(self) -> bool:
-        return self._down_since is not None
 
     @property
     def down_since(self) -> datetime | None:
@@ -242,6 +237,3 @@ def _is_connection_loss(exc: BaseException) -> bool:
     text = str(exc).lower()
     return any(word in text for word in ("connection", "closed", "terminat", "pool"))
 
-
-def settings_from(values: Mapping[str, Any]) -> PoolSettings:
-    return PoolSettings(**{k: v for k, v in values.items() if k in PoolSettings.__dataclass_fields__})

@@ -206,7 +206,7 @@ def test_invalid_url(tmp_path: Path) -> None:
         """,
     )
     assert str(error_of(path)) == (
-        f"{path}:3: endpoints[0].url: invalid URL 'htp://127.0.0.1:3000/test/health': "
+        f"{path}:3: endpoints[0].url: invalid URL 'htp://127.0.0.1:3000/test/***': "
         "must start with http:// or https://"
     )
 
@@ -971,3 +971,19 @@ def test_render_effective_round_trips(tmp_path: Path) -> None:
 
 def test_render_effective_of_defaults_loads_back() -> None:
     assert loads_config(render_effective(default_config()), env={}) == default_config()
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "secret"),
+    [
+        ('endpoints: [{name: a, url: "http://u:hunter22@h:99999/x"}]', "hunter22"),
+        ('database: {dsn: "postgresql://u:secretpw@127.0.0.1:99999/x"}', "secretpw"),
+        ('notifications: {slack: {webhooks: {critical: "ftp://hooks.slack.com/services/T/B/sekrit"}}}', "sekrit"),
+        ('sentry: {dsn: "gopher://abc123key@o1.ingest.sentry.io/5"}', "abc123key"),
+    ],
+)
+def test_invalid_urls_are_reported_without_their_secrets(yaml_text: str, secret: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        loads_config(yaml_text, "x.yaml")
+    assert secret not in str(info.value)
+    assert str(info.value).startswith("x.yaml:1: ")

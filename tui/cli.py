@@ -45,7 +45,18 @@ def build_parser() -> argparse.ArgumentParser:
                  if m.__name__.rsplit(".", 1)[-1] in COMMAND_ORDER else len(COMMAND_ORDER))
     for module in modules:
         module.register(subparsers)
+    _accept_common_options_everywhere(subparsers)
     return parser
+
+
+def _accept_common_options_everywhere(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """--config and --read-only work after any (sub-)subcommand, e.g. ``opswatch db migrate --config F``."""
+    for child in set(subparsers.choices.values()):
+        if "--config" not in child._option_string_actions:
+            add_common_options(child)
+        for action in child._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                _accept_common_options_everywhere(action)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -19,6 +19,7 @@ import asyncpg
 
 from core.audit import outcome_of, write_audit
 from core.db import Database
+from core.safe_text import display_text
 from core.triage.models import Failed, Kind, Skipped
 from core.triage.queries import lock_sql, payload_sql, spec_for
 from core.triage.redrive import HttpRedrive, Pacer, PayloadLoader, ReplayItem, SqlRedrive
@@ -119,7 +120,7 @@ async def who_moved(conn: asyncpg.Connection, kind: Kind, states: Mapping[int, s
         return {}
     ids = list(states)
     rows = await conn.fetch(_WHO_SQL, ids, [states[i] for i in ids], kind)
-    return {r["id"]: r["actor"] for r in rows}
+    return {r["id"]: display_text(r["actor"], 80) for r in rows}
 
 
 async def apply_batch(

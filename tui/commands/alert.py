@@ -20,7 +20,6 @@ from core.notify.outbox import STATUSES, OutboxEntry, entries
 from core.notify.registry import build_notifiers
 from tui.commands.common import (
     UsageError,
-    add_common_options,
     load_config_for,
     require_dsn,
     run_async,
@@ -80,9 +79,6 @@ def register(subparsers: Any) -> None:
     outbox.add_argument("--status", choices=STATUSES, default=None)
     outbox.add_argument("--limit", type=int, default=20)
     outbox.set_defaults(handler=_outbox)
-
-    for action in (test, ack, silence, unsilence, resend, outbox):
-        add_common_options(action)
 
 
 def _positive_float(text: str) -> float:

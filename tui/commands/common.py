@@ -53,10 +53,15 @@ def load_config_for(args: argparse.Namespace, *, required: bool = False) -> Conf
         if path is None:
             if required:
                 raise UsageError("no config file found: pass --config PATH or set OPSWATCH_CONFIG")
-            return default_config()
-        return load_config(Path(path))
+            config = default_config()
+        else:
+            config = load_config(Path(path))
     except ConfigError as exc:
         raise UsageError(str(exc)) from exc
+    from tui.commands.runtime import start_cli_logging  # runtime imports this module
+
+    start_cli_logging(config)
+    return config
 
 
 def require_dsn(config: Config) -> str:

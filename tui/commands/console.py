@@ -11,7 +11,9 @@ import asyncio
 from typing import Any
 
 from core.config import Config
+from core.logging import LogBuffer
 from tui.commands.common import load_config_for, require_dsn, subparser
+from tui.commands.runtime import monitored, start_observability
 
 THEME_CHOICES = ("dark", "light", "high-contrast", "ansi")
 
@@ -56,35 +58,20 @@ async def run_app(
     read_only: bool = False,
     wall: bool = False,
     theme: str | None = None,
+    log_buffer: LogBuffer | None = None,
+    metrics: tuple[str, int] | None = None,
+    duration: float | None = None,
 ) -> int:
-    """Build Database + Monitor from ``config`` and run the console until the operator quits."""
-    from core.db import Database, PoolSettings
-    from core.logging import setup_logging
-    from core.monitor import Monitor
+    """Run the console on a Monitor built from ``config`` until the operator quits (or ``duration``)."""
     from tui.app import OpsWatchApp
 
-    log = config.logging
-    buffer = setup_logging(
-        level=log.level,
-        directory=log.directory,
-        rotation=log.rotation,
-        retention=log.retention,
-        service=log.service,
-        environment=log.environment,
-    )
-    d = config.database
-    db = Database(
-        dsn,
-        PoolSettings(
-            min_size=d.pool_min,
-            max_size=d.pool_max,
-            statement_timeout_s=d.statement_timeout,
-            connect_timeout_s=d.connect_timeout,
-        ),
-    )
-    monitor = Monitor(config, db, read_only=read_only, log_buffer=buffer)
-    try:
-        await OpsWatchApp(monitor, wall=wall, theme=theme).run_async()
-    finally:
-        await db.close()
+    if log_buffer is None:
+        log_buffer = start_observability(config, console=False)
+    async with monitored(config, dsn, read_only=read_only, log_buffer=log_buffer, metrics=metrics) as monitor:
+        app = OpsWatchApp(monitor, wall=wall, theme=theme)
+        runner = asyncio.ensure_future(app.run_async())
+        done, _ = await asyncio.wait({runner}, timeout=duration)
+        if not done:
+            app.exit()
+        await runner
     return 0

@@ -3,29 +3,24 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import os
-import signal
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import yaml
-from loguru import logger
 
 from core.demo.environment import DEFAULT_SEED, DEFAULT_SPEED, DemoEnvironment
 from core.demo.server import DemoError
 from core.durations import parse_duration
 from core.embedded import EmbeddedError
 from core.logging import LogBuffer
-from core.monitor import Monitor
 from core.redact import register_secret
 from tui.commands.common import UsageError, run_async, subparser
 from tui.commands.console import add_console_options
-from tui.commands.run import add_metrics_options, metrics_address, start_exporter
-from tui.commands.runtime import database_for, start_observability
+from tui.commands.run import add_metrics_options, metrics_address
+from tui.commands.runtime import run_until_stopped, start_observability
 from tui.webwall import TOKEN_ENV, WallServer, resolve_token, wall_command
 
 WALL_CONFIG = "wall-config.yaml"
@@ -116,7 +111,8 @@ async def _run(env: DemoEnvironment, args: argparse.Namespace, duration: float |
         wall = bool(getattr(args, "wall", False))
         read_only = bool(getattr(args, "read_only", False)) or wall
         if args.headless:
-            await _headless(env, config, buffer, duration, read_only, metrics)
+            await run_until_stopped(config, env.dsn, duration=duration, read_only=read_only,
+                                    log_buffer=buffer, metrics=metrics)
         else:
             await _console(env, config, buffer, duration, read_only, wall, getattr(args, "theme", None),
                            metrics)  # fmt: skip
@@ -158,58 +154,9 @@ async def _serve_wall(env: DemoEnvironment, port: int, theme: str | None) -> Wal
     return server
 
 
-async def _headless(env: DemoEnvironment, config: Any, buffer: LogBuffer, duration: float | None,
-                    read_only: bool, metrics: tuple[str, int] | None) -> None:
-    db = database_for(config, env.dsn)
-    monitor = Monitor(config, db, read_only=read_only, log_buffer=buffer)
-    try:
-        exporter = await start_exporter(monitor, metrics)
-    except UsageError:
-        await db.close()
-        raise
-    if exporter is not None and metrics is not None:
-        _progress(f"Prometheus metrics on http://{metrics[0]}:{exporter.port}/metrics")
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-    await monitor.start()
-    try:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=duration)
-    finally:
-        await monitor.stop()
-        if exporter is not None:
-            await exporter.stop()
-        await db.close()
-        logger.info("demo stopped")
-
-
 async def _console(env: DemoEnvironment, config: Any, buffer: LogBuffer, duration: float | None,
                    read_only: bool, wall: bool, theme: str | None, metrics: tuple[str, int] | None) -> None:
-    from tui.app import OpsWatchApp
+    from tui.commands.console import run_app
 
-    db = database_for(config, env.dsn)
-    monitor = Monitor(config, db, read_only=read_only, log_buffer=buffer)
-    try:
-        exporter = await start_exporter(monitor, metrics)
-    except UsageError:
-        await db.close()
-        raise
-    if exporter is not None and metrics is not None:
-        _progress(f"Prometheus metrics on http://{metrics[0]}:{exporter.port}/metrics")
-    app = OpsWatchApp(monitor, wall=wall, theme=theme)
-    try:
-        if duration is None:
-            await app.run_async()
-        else:
-            runner = asyncio.ensure_future(app.run_async())
-            done, _ = await asyncio.wait({runner}, timeout=duration)
-            if not done:
-                app.exit()
-                await runner
-    finally:
-        if exporter is not None:
-            await exporter.stop()
-        await db.close()
+    await run_app(config, env.dsn, read_only=read_only, wall=wall, theme=theme, log_buffer=buffer,
+                  metrics=metrics, duration=duration)

@@ -40,7 +40,6 @@ from core.triage import (
 )
 from tui.commands.common import (
     UsageError,
-    add_common_options,
     load_config_for,
     require_dsn,
     run_async,
@@ -81,9 +80,8 @@ async def with_service(args: argparse.Namespace, body: Callable[[TriageService, 
 
 
 def leaf(sub: Any, name: str, **kwargs: Any) -> argparse.ArgumentParser:
-    """A sub-subcommand that also accepts --config / --read-only after its name."""
+    """A sub-subcommand (tui.cli gives every one --config and --read-only)."""
     parser: argparse.ArgumentParser = sub.add_parser(name, **kwargs)
-    add_common_options(parser)
     return parser
 
 

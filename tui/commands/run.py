@@ -3,18 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
-import signal
 from typing import Any
 
-from loguru import logger
-
 from core.durations import parse_duration
-from core.exporter import MetricsExporter
-from core.monitor import Monitor
 from tui.commands.common import UsageError, load_config_for, require_dsn, run_async, subparser
-from tui.commands.runtime import database_for, start_observability
+from tui.commands.runtime import run_until_stopped, start_observability
 
 
 def register(subparsers: Any) -> None:
@@ -50,21 +43,6 @@ def metrics_address(args: argparse.Namespace) -> tuple[str, int] | None:
     return str(args.metrics_host), int(port)
 
 
-async def start_exporter(monitor: Monitor, address: tuple[str, int] | None) -> MetricsExporter | None:
-    """Serve /metrics for ``monitor``; a port that cannot be bound is a one-line usage error."""
-    if address is None:
-        return None
-    host, port = address
-    exporter = MetricsExporter()
-    exporter.attach(monitor)
-    try:
-        await exporter.start(host, port)
-    except OSError as exc:
-        await exporter.stop()
-        raise UsageError(f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}") from None
-    return exporter
-
-
 def _run(args: argparse.Namespace) -> int:
     config = load_config_for(args)
     dsn = require_dsn(config)
@@ -77,39 +55,5 @@ def _run(args: argparse.Namespace) -> int:
     metrics = metrics_address(args)
     start_observability(config, console=True)
     return run_async(
-        run_headless(config, dsn, duration=duration, read_only=bool(args.read_only), metrics=metrics)
+        run_until_stopped(config, dsn, duration=duration, read_only=bool(args.read_only), metrics=metrics)
     )
-
-
-async def run_headless(
-    config: Any,
-    dsn: str,
-    *,
-    duration: float | None,
-    read_only: bool = False,
-    metrics: tuple[str, int] | None = None,
-) -> int:
-    db = database_for(config, dsn)
-    monitor = Monitor(config, db, read_only=read_only)
-    try:
-        exporter = await start_exporter(monitor, metrics)
-    except UsageError:
-        await db.close()
-        raise
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
-    logger.bind(endpoints=len(config.endpoints)).info("opswatch agent starting")
-    await monitor.start()
-    try:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=duration)
-    finally:
-        await monitor.stop()
-        if exporter is not None:
-            await exporter.stop()
-        await db.close()
-        logger.info("opswatch agent stopped")
-    return 0

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
-from collections.abc import Iterator, Mapping
+import signal
+from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
+
+from loguru import logger
 
 from core.config import Config, is_secret_header
 from core.db import Database, PoolSettings
+from core.exporter import MetricsExporter
 from core.logging import LogBuffer, resolve_level, setup_logging
+from core.monitor import Monitor
 from core.redact import register_secret
 from core.telemetry import init_sentry
-from tui.commands.common import package_version
+from tui.commands.common import UsageError, package_version
 
 
 def _secrets(config: Config) -> Iterator[str]:
@@ -37,6 +44,19 @@ def _secrets(config: Config) -> Iterator[str]:
 
 def _secret_headers(headers: Mapping[str, str]) -> Iterator[str]:
     return (value for name, value in headers.items() if value and is_secret_header(name))
+
+
+def start_cli_logging(config: Config) -> None:
+    """Short commands (dlq, events, audit, alert, check): secrets registered, warnings on stderr, no files."""
+    for secret in _secrets(config):
+        register_secret(secret)
+    setup_logging(
+        level=resolve_level("WARNING", os.environ),
+        directory=None,
+        service=config.logging.service,
+        environment=config.logging.environment,
+        console=True,
+    )
 
 
 def start_observability(config: Config, *, console: bool, log_dir: Path | None = None) -> LogBuffer:
@@ -74,3 +94,67 @@ def database_for(config: Config, dsn: str) -> Database:
             connect_timeout_s=db.connect_timeout,
         ),
     )
+
+
+async def start_exporter(monitor: Monitor, address: tuple[str, int] | None) -> MetricsExporter | None:
+    """Serve /metrics for ``monitor``; a port that cannot be bound is a one-line usage error."""
+    if address is None:
+        return None
+    host, port = address
+    exporter = MetricsExporter()
+    exporter.attach(monitor)
+    try:
+        await exporter.start(host, port)
+    except OSError as exc:
+        await exporter.stop()
+        raise UsageError(f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}") from None
+    logger.info("Prometheus metrics on http://{}:{}/metrics", host, exporter.port)
+    return exporter
+
+
+@contextlib.asynccontextmanager
+async def monitored(
+    config: Config,
+    dsn: str,
+    *,
+    read_only: bool = False,
+    log_buffer: LogBuffer | None = None,
+    metrics: tuple[str, int] | None = None,
+) -> AsyncIterator[Monitor]:
+    """A Monitor on its own pool (not started: the console starts it inside its app), plus /metrics."""
+    db = database_for(config, dsn)
+    monitor = Monitor(config, db, read_only=read_only, log_buffer=log_buffer)
+    try:
+        exporter = await start_exporter(monitor, metrics)
+        try:
+            yield monitor
+        finally:
+            await monitor.stop()
+            if exporter is not None:
+                await exporter.stop()
+    finally:
+        await db.close()
+
+
+async def run_until_stopped(
+    config: Config,
+    dsn: str,
+    *,
+    duration: float | None,
+    read_only: bool = False,
+    log_buffer: LogBuffer | None = None,
+    metrics: tuple[str, int] | None = None,
+) -> int:
+    """The headless agent: run the Monitor until SIGINT/SIGTERM or ``duration`` seconds."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    async with monitored(config, dsn, read_only=read_only, log_buffer=log_buffer, metrics=metrics) as monitor:
+        logger.bind(endpoints=len(config.endpoints)).info("opswatch agent starting")
+        await monitor.start()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=duration)
+    logger.info("opswatch agent stopped")
+    return 0
