@@ -22,6 +22,7 @@ from typing import Any
 
 import asyncpg
 
+from core.audit import default_actor, write_audit
 from core.config import Config
 from core.db import Database, DatabaseUnavailable
 from core.migrate import quote_ident
@@ -99,14 +100,19 @@ def uninstall_sql(config: Config) -> str:
     return "\n".join(parts)
 
 
-async def install(conn: asyncpg.Connection, config: Config) -> None:
+async def install(conn: asyncpg.Connection, config: Config, *, actor: str | None = None) -> None:
+    """Install the change triggers on the app's tables; audited like every change opswatch makes."""
     async with conn.transaction():
         await conn.execute(install_sql(config))
+        await write_audit(conn, actor=default_actor(actor or config.triage.actor), action="db.install_notify",
+                          target_kind="schema", target_key="notify-triggers", outcome="applied")
 
 
-async def uninstall(conn: asyncpg.Connection, config: Config) -> None:
+async def uninstall(conn: asyncpg.Connection, config: Config, *, actor: str | None = None) -> None:
     async with conn.transaction():
         await conn.execute(uninstall_sql(config))
+        await write_audit(conn, actor=default_actor(actor or config.triage.actor), action="db.remove_notify",
+                          target_kind="schema", target_key="notify-triggers", outcome="applied")
 
 
 async def installed(conn: asyncpg.Connection, config: Config) -> bool:

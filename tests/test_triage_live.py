@@ -30,6 +30,11 @@ async def test_install_notify_sends_one_notification_per_statement(db: Database,
         await install(conn, config)
         await install(conn, config)  # idempotent
         assert await installed(conn, config)
+        audited = await conn.fetchval(
+            "SELECT count(*) FROM opswatch.audit_log"
+            " WHERE action = 'db.install_notify' AND outcome = 'applied'"
+        )
+        assert audited == 2
         base = await seed_base(conn)
     got: asyncio.Queue[dict[str, object]] = asyncio.Queue()
     listener = await asyncpg.connect(fresh_db_dsn)
@@ -107,8 +112,12 @@ async def test_advise_reports_and_creates_missing_indexes(db: Database) -> None:
         assert all("CONCURRENTLY" in s for s in statements[1:-4])
         assert statements[-4:] == [st.alter_sql for st in settings]
         assert any('INCLUDE ("business_id", "channel_id")' in s for s in statements)
-        ran = await apply_advice(conn, config)
+        ran = await apply_advice(conn, config, actor="dba@host")
         assert ran == statements
+        row = await conn.fetchrow("SELECT actor, outcome, detail FROM opswatch.audit_log "
+                                  "WHERE action = 'db.advise_apply'")
+        assert row is not None and row["actor"] == "dba@host" and row["outcome"] == "applied"
+        assert json.loads(row["detail"])["ran"] == statements
         after = await advise(conn, config)
         settings = await advise_settings(conn, config)
         assert all(a.exists for a in after) and all(st.ok for st in settings)

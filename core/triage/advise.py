@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
+from core.audit import default_actor, write_audit
 from core.config import Config
 from core.migrate import quote_ident
 from core.triage.schema import AppTables, Table
@@ -243,13 +244,27 @@ async def apply_advice(
     conn: asyncpg.Connection,
     config: Config,
     progress: Callable[[str], None] | None = None,
+    *,
+    actor: str | None = None,
 ) -> list[str]:
     """Create the missing indexes (CONCURRENTLY; no statement timeout) and settings; returns the
     statements run."""
     statements = missing_sql(await advise(conn, config), await advise_settings(conn, config))
     await conn.execute("SET statement_timeout = 0")
-    for sql in statements:
-        if progress is not None:
-            progress(sql)
-        await conn.execute(sql)
+    done: list[str] = []
+    who = default_actor(actor or config.triage.actor)
+    try:
+        for sql in statements:
+            if progress is not None:
+                progress(sql)
+            await conn.execute(sql)  # CONCURRENTLY cannot run in a transaction: audited afterwards
+            done.append(sql)
+    except Exception as exc:
+        await write_audit(conn, actor=who, action="db.advise_apply", target_kind="schema",
+                          target_key="indexes", outcome="partial" if done else "failed",
+                          detail={"ran": done, "error": str(exc)[:300]})
+        raise
+    if done:
+        await write_audit(conn, actor=who, action="db.advise_apply", target_kind="schema",
+                          target_key="indexes", outcome="applied", detail={"ran": done})
     return statements
