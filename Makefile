@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 ARGS   ?=
 
-.PHONY: install demo test lint pytest bench-probes bench-triage bench-tui clean
+.PHONY: install demo test lint pytest bench-probes bench-alerts bench-triage bench-tui clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "opswatch needs Python 3.11 or newer (found %s); set PYTHON=python3.11" % sys.version.split()[0])'
@@ -33,6 +33,9 @@ bench-probes: $(STAMP)
 
 bench-triage: $(STAMP)
 	$(BIN)/python -m bench.triage $(ARGS)
+
+bench-alerts: $(STAMP)
+	$(BIN)/python -m bench.alerts $(ARGS)
 
 bench-tui: $(STAMP)
 	$(BIN)/python -m bench.tui $(ARGS)

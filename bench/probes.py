@@ -16,8 +16,9 @@ This process runs the real scheduler, HTTP client and per-endpoint windows (and,
 * latency error: measured latency minus the delay the fleet injected (p50 / p99).
 
 ``--clients`` instead compares HTTP clients on the same fleet (CPU per request).
-The alert-latency part of the issue's benchmark (503 flip -> firing webhook) needs the
-rules / notify engine and is not measured here.
+``--alerts`` runs the alert-latency half instead (``bench.alerts``: a full Monitor, one
+endpoint flipped to 503 and back, firing / resolved webhook latency); ``bench.peer`` runs
+the Prometheus peer and then ``bench.alerts`` side by side.
 """
 
 from __future__ import annotations
@@ -342,12 +343,15 @@ async def compare_clients(base: str, n: int, rounds: int = 3, in_flight: int = 1
 
 
 def serve_fleet(n: int, port: int) -> None:
-    """Same protocol subset as fleet_server.py: /ep/<i>, POST /control, /healthz, /stats."""
+    """Same protocol subset as fleet_server.py: /ep/<i>, POST /control, /hits/<i>, /healthz, /stats."""
+    from collections import deque
+
     from aiohttp import web
 
     status = [200] * n
     delay_ms = [0.0] * n
     served = Counter[int]()
+    hits: dict[int, deque[tuple[float, float, int]]] = {}
 
     async def endpoint(request: web.Request) -> web.Response:
         try:
@@ -359,7 +363,15 @@ def serve_fleet(n: int, port: int) -> None:
         if delay_ms[i]:
             await asyncio.sleep(delay_ms[i] / 1000)
         served[status[i]] += 1
+        hits.setdefault(i, deque(maxlen=64)).append((time.time(), time.monotonic(), status[i]))
         return web.Response(status=status[i], text=f"ok ep {i}\n" if status[i] < 300 else f"ep {i}\n")
+
+    async def hit_log(request: web.Request) -> web.Response:
+        try:
+            i = int(request.match_info["i"])
+        except ValueError:
+            return web.Response(status=404, text="bad ep")
+        return web.json_response([list(h) for h in hits.get(i, ())])
 
     async def control(request: web.Request) -> web.Response:
         spec = await request.json()
@@ -376,11 +388,13 @@ def serve_fleet(n: int, port: int) -> None:
         return web.Response(text="ok")
 
     async def stats(_: web.Request) -> web.Response:
-        return web.json_response({"n": n, "by_status": {str(k): v for k, v in served.items()}})
+        by_status = {str(k): v for k, v in served.items()}
+        return web.json_response({"n": n, "ep_requests": sum(served.values()), "by_status": by_status})
 
     app = web.Application()
     app.router.add_route("GET", "/ep/{i}", endpoint)
     app.router.add_post("/control", control)
+    app.router.add_get("/hits/{i}", hit_log)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/stats", stats)
     web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None, backlog=4096)
@@ -390,6 +404,11 @@ def serve_fleet(n: int, port: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    args_in = sys.argv[1:] if argv is None else list(argv)
+    if "--alerts" in args_in:
+        from bench.alerts import main as alerts_main
+
+        return alerts_main([a for a in args_in if a != "--alerts"])
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--n", type=int, default=1000, help="endpoints (default 1000)")
     p.add_argument("--interval", type=float, default=10.0, help="probe interval per endpoint, s (default 10)")
@@ -403,8 +422,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dsn", default=None, help="also store samples (opswatch.probe_samples)")
     p.add_argument("--clients", action="store_true", help="compare HTTP clients instead (CPU per request)")
     p.add_argument("--json-only", action="store_true", help="print only the JSON line")
+    p.add_argument("--alerts", action="store_true",
+                   help="run the alert-latency benchmark instead (bench.alerts; see its --help)")  # fmt: skip
     p.add_argument("--serve-fleet", action="store_true", help=argparse.SUPPRESS)
-    args = p.parse_args(argv)
+    args = p.parse_args(args_in)
     port = args.port or free_port()
     if args.serve_fleet:
         serve_fleet(args.n, port)

@@ -6,7 +6,7 @@ rule means the same thing in both.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
 
 from core.alerting import MetricSample
@@ -18,21 +18,34 @@ def _pct(ratio: float | None) -> float | None:
     return None if ratio is None else ratio * 100.0
 
 
-def endpoint_metrics(name: str, window: EndpointWindow, now: datetime) -> list[MetricSample]:
+def _up(window: EndpointWindow, _now: datetime) -> float | None:
     state = window.state
-    up = None if state is EndpointState.UNKNOWN else (1.0 if state is EndpointState.UP else 0.0)
-    values: dict[str, float | None] = {
-        "endpoint.up": up,
-        "endpoint.down_for": window.down_for_s(now) if up is not None else None,
-        "endpoint.latency_ms": window.last_latency_ms,
-        "endpoint.latency_p50_ms": window.p50_ms(now),
-        "endpoint.latency_p95_ms": window.p95_ms(now),
-        "endpoint.latency_p99_ms": window.p99_ms(now),
-        "endpoint.error_rate": _pct(window.error_rate(now)),
-        "endpoint.uptime_1h": _pct(window.uptime_1h(now)),
-        "endpoint.uptime_24h": _pct(window.uptime_24h(now)),
-    }
-    return [MetricSample(metric, name, value) for metric, value in values.items()]
+    return None if state is EndpointState.UNKNOWN else (1.0 if state is EndpointState.UP else 0.0)
+
+
+def _down_for(window: EndpointWindow, now: datetime) -> float | None:
+    return None if window.state is EndpointState.UNKNOWN else window.down_for_s(now)
+
+
+_ENDPOINT: dict[str, Callable[[EndpointWindow, datetime], float | None]] = {
+    "endpoint.up": _up,
+    "endpoint.down_for": _down_for,
+    "endpoint.latency_ms": lambda w, _now: w.last_latency_ms,
+    "endpoint.latency_p50_ms": lambda w, now: w.p50_ms(now),
+    "endpoint.latency_p95_ms": lambda w, now: w.p95_ms(now),
+    "endpoint.latency_p99_ms": lambda w, now: w.p99_ms(now),
+    "endpoint.error_rate": lambda w, now: _pct(w.error_rate(now)),
+    "endpoint.uptime_1h": lambda w, now: _pct(w.uptime_1h(now)),
+    "endpoint.uptime_24h": lambda w, now: _pct(w.uptime_24h(now)),
+}
+ENDPOINT_METRICS: tuple[str, ...] = tuple(_ENDPOINT)
+
+
+def endpoint_metrics(
+    name: str, window: EndpointWindow, now: datetime, wanted: Collection[str] = ENDPOINT_METRICS
+) -> list[MetricSample]:
+    """The ``endpoint.*`` metrics in ``wanted`` (default all): the Monitor asks only for those rules use."""
+    return [MetricSample(m, name, _ENDPOINT[m](window, now)) for m in wanted if m in _ENDPOINT]
 
 
 def global_metrics(

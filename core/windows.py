@@ -43,15 +43,21 @@ def quantile(ordered: list[float], q: float) -> float:
 
 
 class UptimeRing:
-    """``size`` buckets of ``span_s`` seconds each: (ok, total) counters per bucket."""
+    """``size`` buckets of ``span_s`` seconds each: (ok, total) counters per bucket.
 
-    __slots__ = ("_head", "_ok", "_total", "size", "span_s")
+    Running sums over all buckets make :meth:`counts` O(1) while ``now`` is in the newest
+    bucket (rules and snapshots ask several times a second for every endpoint).
+    """
+
+    __slots__ = ("_head", "_ok", "_sum_ok", "_sum_total", "_total", "size", "span_s")
 
     def __init__(self, size: int, span_s: float) -> None:
         self.size = size
         self.span_s = span_s
         self._ok = array("I", bytes(4 * size))
         self._total = array("I", bytes(4 * size))
+        self._sum_ok = 0
+        self._sum_total = 0
         self._head: int | None = None  # absolute index of the newest bucket written
 
     def add(self, ts: float, ok: int, total: int = 1) -> None:
@@ -64,17 +70,22 @@ class UptimeRing:
         slot = bucket % self.size
         self._ok[slot] += ok
         self._total[slot] += total
+        self._sum_ok += ok
+        self._sum_total += total
 
     def _advance(self, bucket: int) -> None:
         head = self._head
         if head is not None and bucket - head < self.size:
             for b in range(head + 1, bucket + 1):
                 slot = b % self.size
+                self._sum_ok -= self._ok[slot]
+                self._sum_total -= self._total[slot]
                 self._ok[slot] = 0
                 self._total[slot] = 0
         elif head is not None:
             self._ok = array("I", bytes(4 * self.size))
             self._total = array("I", bytes(4 * self.size))
+            self._sum_ok = self._sum_total = 0
         self._head = bucket
 
     def counts(self, now_ts: float) -> tuple[int, int]:
@@ -82,6 +93,8 @@ class UptimeRing:
         if self._head is None:
             return 0, 0
         now_bucket = int(now_ts // self.span_s)
+        if now_bucket == self._head:
+            return self._sum_ok, self._sum_total
         lo = now_bucket - self.size + 1
         hi = min(self._head, now_bucket)
         ok = total = 0
