@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -28,8 +29,10 @@ from core.db import Database, DatabaseUnavailable
 from core.logging import LogBuffer
 from core.metrics import endpoint_metrics, global_metrics
 from core.notify.delivery import Deliverer
+from core.notify_triggers import ChangeWatcher
 from core.probe_store import ProbeStore
 from core.probes import ProbeSample, ProbeScheduler, ProbeSpec, specs_from_config
+from core.safe_text import display_text
 from core.snapshot import (
     DbHealthView,
     DbStats,
@@ -98,7 +101,15 @@ class Monitor:
             if probes_enabled and self.specs
             else None
         )
+        self._endpoint_metrics = tuple(
+            sorted({r.metric for r in config.alerts.rules if r.metric.startswith("endpoint.")})
+        )
+        self._masked_urls = {s.name: mask_url(s.url) for s in self.specs}
+        self._changed: set[str] = set()  # endpoints with new samples since the last rule pass
         self.snapshot = Snapshot(taken_at=clock(), read_only=self.read_only)
+        self._tables_changed = asyncio.Event()
+        self.watcher = ChangeWatcher(db, config, lambda _change: self._tables_changed.set(),
+                                     interval=config.ui.refresh_interval)
         self._subscribers: list[Callable[[Snapshot], None]] = []
         self._sample_listeners: list[Callable[[ProbeSample], None]] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -113,6 +124,7 @@ class Monitor:
         self._freshness: dict[str, Freshness] = {}
         self._frozen: Snapshot | None = None
         self.started = False
+        self._restored = False
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -127,7 +139,11 @@ class Monitor:
             await self.deliverer.start()
         refresh = self.config.ui.refresh_interval
         self._spawn(self._every(refresh, "health", self._collect_health))
-        self._spawn(self._every(max(refresh, _SUMMARIES_EVERY_S), "summaries", self._collect_summaries))
+        # summaries cost tens of ms on a million rows: every few seconds, and at once when the
+        # DLQ/event tables change (LISTEN with `db install-notify`, else a cheap max(id) poll)
+        await self.watcher.start()
+        self._spawn(self._every(max(refresh, _SUMMARIES_EVERY_S), "summaries", self._collect_summaries,
+                                wake=self._tables_changed))
         self._spawn(self._every(_DB_STATS_EVERY_S, "db_stats", self._collect_db_stats))
         self._spawn(self._every(self.config.probes.flush_interval, "flush", self.store.flush))
         self._spawn(self._every(3600.0, "retention", self.store.enforce_retention))
@@ -142,6 +158,7 @@ class Monitor:
         self.started = False
         if self.scheduler is not None:
             await self.scheduler.stop()
+        await self.watcher.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -167,6 +184,7 @@ class Monitor:
     def subscribe(self, callback: Callable[[Snapshot], None]) -> Callable[[], None]:
         self._subscribers.append(callback)
         callback(self.snapshot)
+        self._dirty.set()  # snapshots are not built while nobody listens: send a fresh one soon
 
         def unsubscribe() -> None:
             with contextlib.suppress(ValueError):
@@ -206,11 +224,25 @@ class Monitor:
 
     # -- loops ---------------------------------------------------------------------------------
 
-    async def _every(self, interval: float, name: str, job: Callable[[], Awaitable[object]]) -> None:
+    async def _every(
+        self,
+        interval: float,
+        name: str,
+        job: Callable[[], Awaitable[object]],
+        wake: asyncio.Event | None = None,
+    ) -> None:
+        """Run ``job`` every ``interval`` seconds, or as soon as ``wake`` is set."""
         while True:
             started = time.monotonic()
+            if wake is not None:
+                wake.clear()
             await self._safe(name, job)
-            await asyncio.sleep(max(0.05, interval - (time.monotonic() - started)))
+            pause = max(0.05, interval - (time.monotonic() - started))
+            if wake is None:
+                await asyncio.sleep(pause)
+            else:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), pause)
 
     async def _safe(self, name: str, job: Callable[[], Awaitable[object]]) -> None:
         try:
@@ -221,8 +253,11 @@ class Monitor:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            logger.opt(exception=exc).bind(loop=name).error("monitor loop {} failed", name)
-            self._freshness[name] = replace(self._freshness.get(name, Freshness(None)), error=str(exc)[:200])
+            reason = display_text(exc, 200, redact_secrets=True)
+            previous = self._freshness.get(name, Freshness(None))
+            if previous.error != reason:  # log a failing loop once per distinct error, not every tick
+                logger.opt(exception=exc).bind(loop=name).error("monitor loop {} failed", name)
+            self._freshness[name] = replace(previous, error=reason)
             self._mark_dirty()
 
     def _fresh(self, name: str) -> None:
@@ -236,6 +271,7 @@ class Monitor:
     async def _restore(self) -> None:
         await self.store.restore(self.windows, now=self.clock())
         await self.engine.load()
+        self._restored = True
 
     def _on_sample(self, sample: ProbeSample) -> None:
         window = self.windows.get(sample.endpoint)
@@ -243,6 +279,7 @@ class Monitor:
             return
         window.add(sample)
         self.store.add(sample)
+        self._changed.add(sample.endpoint)
         for listener in list(self._sample_listeners):
             try:
                 listener(sample)
@@ -254,6 +291,10 @@ class Monitor:
     async def _collect_health(self) -> None:
         health = await self.db.health()
         was_up = self._db_health.up if self._db_health is not None else None
+        if was_up is not False and not health.up:
+            logger.warning("database unreachable: {}; retrying", health.error or "unknown error")
+        elif was_up is False and health.up:
+            logger.info("database reachable again (round trip {:.1f} ms)", health.rtt_ms or 0.0)
         self._db_health = DbHealthView(
             health.up, health.rtt_ms, health.error, health.down_since, health.checked_at
         )
@@ -293,22 +334,34 @@ class Monitor:
         while True:
             await asyncio.sleep(_RULE_TICK_S)
             now_mono = time.monotonic()
-            # evaluate right after new data, and at least every _RULE_TICK_S while an alert is
-            # pending so a `for` duration ends on time; a full pass every evaluation_interval.
-            due = self._rules_dirty or self.engine.has_pending() or now_mono - last_full >= interval
-            if not due:
+            # a full pass every evaluation_interval; in between, right after new data and on every
+            # tick while an alert is pending (so a `for` ends on time), only the endpoints whose
+            # values can have moved: new samples, down (down_for grows), pending alerts.
+            full = now_mono - last_full >= interval
+            if not (full or self._rules_dirty or self.engine.has_pending()):
                 continue
             self._rules_dirty = False
-            last_full = now_mono
-            await self._safe("rules", self._evaluate)
+            names: set[str] | None = None
+            if full:
+                last_full = now_mono
+            else:
+                names = self._changed | self.engine.pending_scopes()
+                names.update(name for name, w in self.windows.items() if w.down_since is not None)
+            self._changed = set()
+            await self._safe("rules", functools.partial(self._evaluate, names))
 
-    async def _evaluate(self) -> None:
-        if await self.engine.evaluate(self.metric_samples(), self.clock()):
+    async def _evaluate(self, names: Collection[str] | None = None) -> None:
+        if not self._restored:  # started during an outage: load persisted state before deciding
+            await self._restore()
+        if await self.engine.evaluate(self.metric_samples(names), self.clock()):
             self._mark_dirty()
 
-    def metric_samples(self) -> list[MetricSample]:
+    def metric_samples(self, names: Collection[str] | None = None) -> list[MetricSample]:
+        """The metrics the rules use: for every endpoint (or only ``names``), plus the global ones."""
         now = self.clock()
-        samples = [m for s in self.specs for m in endpoint_metrics(s.name, self.windows[s.name], now)]
+        wanted = self._endpoint_metrics
+        specs = self.specs if names is None else [s for s in self.specs if s.name in names]
+        samples = [m for s in specs for m in endpoint_metrics(s.name, self.windows[s.name], now, wanted)]
         samples.extend(
             global_metrics(
                 now=now,
@@ -327,7 +380,7 @@ class Monitor:
         while True:
             await self._dirty.wait()
             self._dirty.clear()
-            if self._frozen is None:
+            if self._frozen is None and self._subscribers:
                 self._emit(self.build_snapshot())
             await asyncio.sleep(min_gap)
 
@@ -336,7 +389,7 @@ class Monitor:
     def build_snapshot(self) -> Snapshot:
         now = self.clock()
         endpoints = tuple(
-            self.windows[s.name].view(name=s.name, url=mask_url(s.url), service=s.service, now=now)
+            self.windows[s.name].view(name=s.name, url=self._masked_urls[s.name], service=s.service, now=now)
             for s in self.specs
         )
         return Snapshot(
