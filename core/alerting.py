@@ -34,8 +34,8 @@ from core.db import Database, DatabaseUnavailable
 from core.errors import ReadOnlyError
 from core.leader import LeaderLease, bump_version
 from core.notify.base import AlertInfo, Notification, Notifier, epoch_ms
-from core.notify.offline import OfflineOutbox
-from core.notify.outbox import OutboxEntry, enqueue, items_for, list_outbox, requeue
+from core.notify.offline import Adopted, OfflineOutbox
+from core.notify.outbox import OutboxEntry, enqueue, enqueue_dead, items_for, list_outbox, requeue
 from core.notify.registry import build_notifiers
 from core.rules import (
     FIRING,
@@ -617,6 +617,12 @@ class AlertEngine:
         """True while an alert is pending or waiting for group_wait (evaluate often then)."""
         return self._pending > 0
 
+    def pending_scopes(self) -> set[str]:
+        """Scopes of alerts that are pending or waiting for group_wait: re-evaluated on every tick."""
+        if not self._pending:
+            return set()
+        return {r.scope for r in self._records.values() if r.state == PENDING or r.eligible_since is not None}
+
     async def load(self) -> None:
         """Read the shared state (restart reconciliation happens on the next evaluation)."""
         status = await self.lease.tick(force=True)
@@ -714,8 +720,8 @@ class AlertEngine:
         self, plan: _Plan, values: Mapping[Key, float], now: datetime, *, store_offline: bool = False
     ) -> list[Transition]:
         silences = self._silences
-        sent, unsent = self.offline.adopt() if store_offline else ([], [])
-        adopted = [*sent, *unsent]
+        adopted = self.offline.adopt() if store_offline else Adopted([], [], [])
+        sent, unsent = adopted.sent, adopted.unsent
         try:
             async with self.db.transaction() as conn:
                 mine, version = await self.lease.check_in(conn)
@@ -724,10 +730,17 @@ class AlertEngine:
                 if version != self._version or not mine:
                     records, silences = await _read_state(conn, now)
                     plan = self._planner.plan(records, silences, values, now) if mine else _Plan(records)
-                    if not mine:
-                        unsent = []  # the instance that evaluated meanwhile decides what to send
+                    if not mine and unsent:
+                        logger.warning(
+                            "{} notification(s) not sent while the database was away are dropped:"
+                            " the instance that evaluated meanwhile decided what to send",
+                            len(unsent),
+                        )
+                        unsent = []
                 if sent:
                     await enqueue(conn, [e.item for e in sent], delivered=True)
+                if adopted.dead:
+                    await enqueue_dead(conn, [e.failed() for e in adopted.dead])
                 if unsent:
                     await enqueue(conn, [e.item for e in unsent])
                 if plan.changed:
@@ -748,10 +761,10 @@ class AlertEngine:
             await self._reload(now, (await self.lease.tick(force=True)).version)
             return []
         except BaseException:
-            self.offline.release(adopted, stored=False)
+            self.offline.release(adopted.all, stored=False)
             raise
         if store_offline:
-            self.offline.release(adopted, stored=True)
+            self.offline.release(adopted.all, stored=True)
             self._offline_changed.clear()
             self._offline_transitions.clear()
         if not mine:

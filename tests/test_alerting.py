@@ -17,7 +17,7 @@ from core.config import Config
 from core.db import Database, DatabaseUnavailable, PoolSettings
 from core.errors import ReadOnlyError
 from core.notify.delivery import Deliverer
-from tests.servers import Received, WebhookSink
+from tests.servers import Received, ScriptedReply, WebhookSink
 
 INTERVAL = 0.2  # evaluation_interval: the lease lasts 0.3 s, checks every 0.05 s
 
@@ -689,3 +689,46 @@ async def test_alerts_on_a_removed_endpoint_are_resolved(
         await second.close()
     assert headers(sink.received)[1:] == [":white_check_mark: RESOLVED: api-down on ep0"]
     assert [(v.scope, v.state) for v in second.engine.active()] == [("ep1", "firing")]
+
+
+async def test_direct_delivery_given_up_is_stored_as_dead_and_resendable(
+    db: Database, db_dsn: str, sink: WebhookSink, clock: Clock
+) -> None:
+    link = CuttableLink(db_dsn)
+    via_link = Database(await link.start(), PoolSettings(min_size=1, max_size=2, connect_timeout_s=1))
+    config = make_config(sink, api_for=0)  # max_attempts 3
+    engine = AlertEngine(via_link, config, instance_id="solo", clock=clock)
+    deliverer = Deliverer(via_link, config, instance_id="solo", offline=engine.offline)
+    sink.script("crit", *[ScriptedReply(500, body="slack is down")] * 3)
+    db_down = [MetricSample("db.unreachable", "", 1.0)]
+    try:
+        await engine.evaluate([MetricSample("db.unreachable", "", 0.0)], clock.at(0))
+        link.cut()
+        await engine.evaluate(db_down, clock.at(10))
+        for _ in range(4):
+            for entry in engine.offline.entries:
+                entry.next_at = 0.0  # skip the backoff
+            assert await deliverer.deliver_offline() == 0
+        assert len(sink.received) == 3
+        [entry] = engine.offline.entries
+        assert entry.dead and engine.degraded
+        link.down = False
+        for n in range(100):
+            await engine.evaluate(db_down, clock.at(20 + n))
+            if not engine.degraded:
+                break
+            await asyncio.sleep(0.1)
+        assert not engine.degraded and len(engine.offline) == 0
+        actions = AlertActions(db, config, actor="alice")
+        [dead] = await actions.outbox("dead")  # what the Alerts screen lists
+        assert (dead.kind, dead.route, dead.attempts) == ("firing", "slack:critical", 3)
+        assert (dead.last_status, dead.last_error) == (500, "HTTP 500: slack is down")
+        assert (await actions.resend(dead.id)).outcome == "applied"
+        assert await deliverer.deliver_due() == 1
+    finally:
+        await deliverer.stop()
+        await via_link.close()
+        await link.stop()
+    assert headers(sink.delivered) == [":red_circle: CRITICAL: db-unreachable"]
+    rows = await db.fetch("SELECT kind, status, attempts FROM opswatch.notification_outbox ORDER BY id")
+    assert [tuple(r) for r in rows] == [("firing", "delivered", 1)]

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -14,17 +16,20 @@ from core.alerting import AlertActions
 from core.config import Config
 from core.db import Database, PoolSettings
 from core.errors import ReadOnlyError
+from core.notify.base import Notification, target_id
 from core.notify.delivery import Deliverer, retry_delay
 from core.notify.outbox import (
     OutboxItem,
     claim,
     enqueue,
     entries,
+    items_for,
     list_outbox,
     outbox_summary,
     prune_delivered,
 )
-from tests.servers import ScriptedReply, WebhookSink
+from core.notify.registry import build_notifiers
+from tests.servers import Received, ScriptedReply, WebhookSink
 
 
 def make_config(sink: WebhookSink, *, max_attempts: int = 3, timeout: float = 0.3, **outbox: Any) -> Config:
@@ -220,7 +225,7 @@ async def test_restart_resumes_pending_and_takes_over_expired_leases(db: Databas
     config = make_config(sink, timeout=0.2, lease=0.5)
     ids = await put(db, item("a"), item("b", "slack:warning"))
     # A crashed instance had claimed both rows (lease max(0.5, 0.2 + 1) = 1.2 s) and never reported back.
-    claimed = await claim(db, instance_id="crashed", lease_s=1.2)
+    claimed = await claim(db, instance_id="crashed", lease_s=1.2, targets=None)
     assert sorted(r.id for r in claimed) == ids
     survivor = Deliverer(db, config, instance_id="survivor")
     assert survivor.lease_s == pytest.approx(1.2)
@@ -281,3 +286,138 @@ async def test_old_delivered_rows_are_pruned(db: Database, sink: WebhookSink) ->
     await db.execute("UPDATE opswatch.notification_outbox SET status = 'dead' WHERE id = $1", ids[2])
     assert await prune_delivered(db, 30 * 86400) == 1
     assert sorted(e.id for e in await list_outbox(db)) == ids[1:]
+
+
+# --------------------------------------------------------------------------- instances with different configs
+
+OUTBOX = {"max_attempts": 3, "backoff_initial": 0.05, "backoff_max": 0.1, "poll_interval": 0.05, "lease": 0.5}
+
+
+def instance_config(
+    slack: dict[str, str], *, webhook: list[dict[str, Any]] | None = None, **more: Any
+) -> Config:
+    notifications = {"slack": {"webhooks": slack, "timeout": 2}, "outbox": OUTBOX} | more
+    if webhook is not None:
+        notifications["webhook"] = webhook
+    return Config.model_validate({"notifications": notifications})
+
+
+def queued(config: Config, key: str) -> list[OutboxItem]:
+    """What ``config``'s engine would queue for one critical notification ``key``."""
+    n = Notification("test", "critical", (), key, datetime.now(UTC), note=key)
+    return items_for(n, build_notifiers(config))
+
+
+def key_of(r: Received) -> str:
+    return str(r.body.get("key") or r.body["text"].rsplit(" — ", 1)[-1])
+
+
+def keys_at(sink: WebhookSink, path: str) -> list[str]:
+    return [key_of(r) for r in sink.received if r.path == path]
+
+
+async def test_each_row_goes_out_once_from_an_instance_that_has_its_target(
+    db: Database, sink: WebhookSink
+) -> None:
+    a_config = instance_config({"critical": sink.url("a-crit"), "warning": sink.url("a-warn")})
+    b_config = instance_config(
+        {"critical": sink.url("b-crit")},
+        webhook=[{"name": "ops", "url": sink.url("hook"), "severities": ["critical"]}],
+    )
+    c_config = instance_config({"critical": sink.url("c-crit")})  # not running at first
+    a_keys, b_keys = [f"a{i}" for i in range(8)], [f"b{i}" for i in range(8)]
+    for a_key, b_key in zip(a_keys, b_keys, strict=True):
+        await put(db, *queued(a_config, a_key), *queued(b_config, b_key))
+    [c_row] = await put(db, *queued(c_config, "c0"))
+    await put(db, item("legacy", "slack:warning"))  # queued before rows had a target: any slack:warning
+
+    a = Deliverer(db, a_config, instance_id="a")
+    b = Deliverer(db, b_config, instance_id="b")
+    await asyncio.gather(a.start(), b.start())
+    try:
+        await sink.wait_for(8 + 16 + 1)
+        await asyncio.sleep(0.3)  # would catch a late duplicate or a row claimed by the wrong instance
+    finally:
+        await asyncio.gather(a.stop(), b.stop())
+    assert keys_at(sink, "/a-crit") == a_keys
+    assert keys_at(sink, "/b-crit") == b_keys
+    assert keys_at(sink, "/hook") == b_keys
+    assert keys_at(sink, "/a-warn") == ["legacy"]
+    assert len(sink.received) == 25 and keys_at(sink, "/c-crit") == []
+
+    summary = await outbox_summary(db)
+    assert (summary.pending, summary.dead, summary.delivered_last_hour) == (1, 0, 25)
+    [waiting] = await list_outbox(db, "pending")
+    assert (waiting.id, waiting.route, waiting.attempts) == (c_row, "slack:critical", 0)
+    assert waiting.last_error is None
+    assert waiting.target == target_id(sink.url("c-crit"))
+
+    c = Deliverer(db, c_config, instance_id="c")  # an instance that knows the target appears
+    try:
+        assert await c.deliver_due() == 1
+    finally:
+        await c.stop()
+    assert keys_at(sink, "/c-crit") == ["c0"]
+    assert (await outbox_summary(db)).pending == 0
+
+
+async def test_alert_test_is_not_taken_by_an_instance_with_other_targets(
+    db: Database, sink: WebhookSink
+) -> None:
+    """The review's reproduction: ``opswatch alert test`` while a Slack-only agent shares the database."""
+    agent_config = instance_config({"critical": sink.url("agent")})
+    operator_config = instance_config(
+        {"critical": sink.url("operator")},
+        webhook=[{"name": "ops", "url": sink.url("hook"), "severities": ["critical"]}],
+        pagerduty={"routing_key": "r" * 32, "url": sink.url("pd"), "timeout": 2},
+    )
+    ids = await AlertActions(db, operator_config, actor="op").send_test("critical")
+    assert len(ids) == 3
+    agent = Deliverer(db, agent_config, instance_id="agent")
+    operator = Deliverer(db, operator_config, instance_id="cli")
+    try:
+        assert await agent.deliver_due() == 0
+        assert await agent.deliver_due(only_ids=ids) == 0
+        found = await entries(db, ids)
+        assert {(e.status, e.attempts) for e in found.values()} == {("pending", 0)}
+        routes = sorted(e.route for e in found.values())
+        assert routes == ["pagerduty:default", "slack:critical", "webhook:ops"]
+        assert await operator.deliver_due(only_ids=ids) == 3
+    finally:
+        await agent.stop()
+        await operator.stop()
+    # PagerDuty's test message is a trigger and its resolve
+    assert sorted(r.path for r in sink.received) == ["/hook", "/operator", "/pd", "/pd"]
+    assert {e.status for e in (await entries(db, ids)).values()} == {"delivered"}
+
+
+def test_targets_are_fingerprints_of_the_destination(sink: WebhookSink) -> None:
+    config = instance_config(
+        {"critical": sink.url("one"), "default": sink.url("two")},
+        webhook=[{"name": "ops", "url": sink.url("hook")}],
+        pagerduty={"routing_key": "r" * 32, "url": sink.url("pd")},
+        email={"smtp_host": "127.0.0.1", "sender": "ops@example.com", "recipients": ["A@example.com"]},
+    )
+    targets = {route: t for n in build_notifiers(config).values() for route, t in n.targets().items()}
+    assert sorted(targets) == [
+        "email:default",
+        "pagerduty:default",
+        "slack:critical",
+        "slack:info",
+        "slack:warning",
+        "webhook:ops",
+    ]
+    assert all(re.fullmatch(r"[0-9a-f]{16}", t) for t in targets.values())
+    assert targets["slack:critical"] != targets["slack:warning"] == targets["slack:info"]  # both use default
+    again = {route: t for n in build_notifiers(config).values() for route, t in n.targets().items()}
+    assert again == targets  # every instance with this config computes the same fingerprints
+    other_key = instance_config({}, pagerduty={"routing_key": "s" * 32, "url": sink.url("pd")})
+    other_target = build_notifiers(other_key)["pagerduty"].targets()["pagerduty:default"]
+    assert other_target != targets["pagerduty:default"]
+    same_people = instance_config(
+        {},
+        email={"smtp_host": "relay.example.com", "sender": "x@example.com", "recipients": ["a@example.com"]},
+    )
+    assert build_notifiers(same_people)["email"].targets() == {"email:default": targets["email:default"]}
+    items = queued(config, "k")
+    assert {i.route: i.target for i in items} == {i.route: targets[i.route] for i in items}

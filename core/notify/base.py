@@ -9,6 +9,7 @@ address: URLs and keys are looked up from the config at send time.
 from __future__ import annotations
 
 import email.utils
+import hashlib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ __all__ = [
     "epoch_ms",
     "parse_retry_after",
     "summary_line",
+    "target_id",
 ]
 
 KINDS = ("firing", "grouped", "resolved", "repeat", "escalated", "flapping", "test")
@@ -106,9 +108,24 @@ class Notifier(Protocol):
         """Routes (``channel:target``) that take ``severity``; empty when not configured."""
         ...
 
+    def targets(self) -> Mapping[str, str]:
+        """Every route it can send to, with the :func:`target_id` of that route's destination."""
+        ...
+
     def render(self, notification: Notification) -> list[Rendered]: ...
 
     async def send(self, route: str, payload: Mapping[str, Any]) -> SendResult: ...
+
+
+def target_id(*parts: object) -> str:
+    """A short fingerprint of a destination (URL, routing key...), stored with each outbox row.
+
+    Instances sharing the outbox may give one route different destinations; a row is only sent
+    by an instance whose destination for the route has the same fingerprint. The parts are
+    credentials, so only this one-way digest is ever stored.
+    """
+    text = "\x1f".join(str(p) for p in parts)
+    return hashlib.sha256(f"opswatch-target\x1f{text}".encode()).hexdigest()[:16]
 
 
 def parse_retry_after(value: str | None, now: datetime | None = None) -> float | None:

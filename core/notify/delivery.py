@@ -3,7 +3,8 @@
 Each pass claims due rows under a lease, sends them concurrently (one per route, oldest
 first), and records the outcome: delivered after a 2xx; otherwise retried with exponential
 backoff and jitter (``429/503 Retry-After`` wins), or dead-lettered after ``max_attempts``
-or a permanent error. One long-lived HTTP client serves every notifier.
+or a permanent error. One long-lived HTTP client serves every notifier. An instance claims only
+rows whose route and destination it has (see :mod:`core.notify.outbox`).
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ class Deliverer:
             follow_redirects=False,
         )
         self.notifiers = dict(notifiers) if notifiers is not None else build_notifiers(config, self.http)
+        self.targets = {route: t for n in self.notifiers.values() for route, t in n.targets().items()}
         # A live sender must never lose its lease mid-request, or the row could go out twice.
         self.lease_s = max(self.settings.lease, send_timeout(config) + 1.0)
         self._rng = rng or random.Random()
@@ -128,7 +130,12 @@ class Deliverer:
             if self._stopping:
                 return delivered
             rows = await claim(
-                self.db, instance_id=self.instance_id, lease_s=self.lease_s, limit=_BATCH, only_ids=only_ids
+                self.db,
+                instance_id=self.instance_id,
+                lease_s=self.lease_s,
+                targets=self.targets,
+                limit=_BATCH,
+                only_ids=only_ids,
             )
             if not rows:
                 return delivered
@@ -217,15 +224,17 @@ class Deliverer:
             entry.sent = True
             logger.warning("database unreachable: {} notification sent directly to {}", item.kind, item.route)
             return True
-        entry.last_error = result.error
+        entry.last_error = result.error or "delivery failed"
+        entry.last_status = result.status
         if result.permanent or entry.attempts >= self.settings.max_attempts:
+            entry.dead = True
             logger.error(
-                "direct delivery to {} given up after {} attempts: {}",
+                "direct delivery to {} given up after {} attempts: {}; "
+                "it is recorded as dead in the outbox when the database is back",
                 item.route,
                 entry.attempts,
-                result.error,
+                entry.last_error,
             )
-            self.offline.discard(entry)
             return False
         delay = (
             result.retry_after

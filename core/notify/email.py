@@ -29,7 +29,7 @@ from typing import Any
 from loguru import logger
 
 from core.config import EmailConfig
-from core.notify.base import Notification, Rendered, SendResult
+from core.notify.base import Notification, Rendered, SendResult, target_id
 from core.notify.render import Message, compose, plain_text, titles
 from core.redact import MASK, redact, register_secret
 from core.safe_text import display_text, first_line
@@ -179,6 +179,13 @@ class EmailNotifier:
 
     def routes(self, severity: str) -> tuple[str, ...]:
         return (ROUTE,) if self.config.enabled and severity in self.config.severities else ()
+
+    def targets(self) -> dict[str, str]:
+        """Keyed by the recipients: any instance mailing the same people may send the message."""
+        cfg = self.config
+        if not (cfg.enabled and cfg.sender and cfg.recipients):
+            return {}
+        return {ROUTE: target_id(*sorted({r.lower() for r in cfg.recipients}))}
 
     def render(self, notification: Notification) -> list[Rendered]:
         return [Rendered(render_email(notification, self.config.sender))]

@@ -4,7 +4,11 @@ opswatch keeps its outbox in the monitored PostgreSQL, so "database unreachable"
 otherwise never be announced. Only the instance that was evaluating when the database went
 away queues here (the others stay quiet, so the team does not get one copy per instance);
 the Deliverer sends these directly, retrying in memory. Once the database is back the engine
-records what was sent (as delivered) and moves what was not into the real outbox.
+records what was sent (as delivered) and what was given up on (as dead, resendable), and
+moves what was not tried to the end into the real outbox.
+
+The queue is bounded: beyond ``max_items`` already-sent entries go first (only their record
+is lost), then the oldest others; every drop is logged.
 """
 
 from __future__ import annotations
@@ -12,9 +16,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from core.notify.outbox import OutboxItem
+from loguru import logger
 
-__all__ = ["OfflineEntry", "OfflineOutbox"]
+from core.notify.outbox import FailedItem, OutboxItem
+from core.safe_text import first_line
+
+__all__ = ["Adopted", "OfflineEntry", "OfflineOutbox"]
 
 
 @dataclass
@@ -24,7 +31,29 @@ class OfflineEntry:
     next_at: float = 0.0  # time.monotonic()
     busy: bool = False  # being sent, or being moved into the database
     sent: bool = False
+    dead: bool = False  # given up: max_attempts or a permanent error
     last_error: str | None = None
+    last_status: int | None = None
+
+    @property
+    def state(self) -> str:
+        return "sent" if self.sent else "given-up" if self.dead else "unsent"
+
+    def failed(self) -> FailedItem:
+        return FailedItem(self.item, self.attempts, self.last_error, self.last_status)
+
+
+@dataclass(frozen=True)
+class Adopted:
+    """Entries reserved by :meth:`OfflineOutbox.adopt`, by what happened to them."""
+
+    sent: list[OfflineEntry]
+    unsent: list[OfflineEntry]
+    dead: list[OfflineEntry]
+
+    @property
+    def all(self) -> list[OfflineEntry]:
+        return [*self.sent, *self.unsent, *self.dead]
 
 
 class OfflineOutbox:
@@ -43,30 +72,39 @@ class OfflineOutbox:
                 self.entries.append(OfflineEntry(item))
                 known.add(item.dedup_key)
         while len(self.entries) > self.max_items:
-            victim = next((e for e in self.entries if not e.busy), None)
+            idle = [e for e in self.entries if not e.busy]
+            victim = next((e for e in idle if e.sent), idle[0] if idle else None)
             if victim is None:
                 break
             self.entries.remove(victim)
             self.dropped += 1
+            item = victim.item
+            logger.warning(
+                "direct-delivery queue full ({} entries): dropped {} {} notification to {}: {}",
+                self.max_items,
+                victim.state,
+                item.kind,
+                item.route,
+                first_line(item.summary, 200, redact_secrets=True),
+            )
 
     def due(self, now: float) -> list[OfflineEntry]:
         """The oldest unsent entry of each route, if it is due (keeps firing/resolved order)."""
         heads: dict[str, OfflineEntry] = {}
         for e in self.entries:
-            if not e.sent and e.item.route not in heads:
+            if not e.sent and not e.dead and e.item.route not in heads:
                 heads[e.item.route] = e
         return [e for e in heads.values() if not e.busy and e.next_at <= now]
 
-    def adopt(self) -> tuple[list[OfflineEntry], list[OfflineEntry]]:
-        """Reserve everything not in flight for moving into the outbox: (sent, unsent)."""
-        sent: list[OfflineEntry] = []
-        unsent: list[OfflineEntry] = []
+    def adopt(self) -> Adopted:
+        """Reserve everything not in flight for moving into the outbox."""
+        adopted = Adopted([], [], [])
         for e in self.entries:
             if e.busy:
                 continue
             e.busy = True
-            (sent if e.sent else unsent).append(e)
-        return sent, unsent
+            (adopted.sent if e.sent else adopted.dead if e.dead else adopted.unsent).append(e)
+        return adopted
 
     def release(self, entries: Iterable[OfflineEntry], *, stored: bool) -> None:
         """After :meth:`adopt`: drop the entries once stored, or make them sendable again."""
@@ -77,7 +115,3 @@ class OfflineOutbox:
         else:
             for e in chosen:
                 e.busy = False
-
-    def discard(self, entry: OfflineEntry) -> None:
-        if entry in self.entries:
-            self.entries.remove(entry)

@@ -4,8 +4,14 @@ A notification is rendered and stored *before* anything is sent, under a determi
 ``dedup_key`` (``INSERT ... ON CONFLICT DO NOTHING``), so evaluating the same alert twice
 never queues it twice. Deliverers claim rows with a lease (``locked_by``/``locked_until``,
 ``FOR UPDATE SKIP LOCKED``): one instance sends a row; if it dies, the lease runs out and
-another takes over. Per route only the oldest pending row is eligible, so a firing message
-and its resolved message arrive in order, and a rate-limited webhook is not hammered.
+another takes over. Per route and target only the oldest pending row is eligible, so a firing
+message and its resolved message arrive in order, and a rate-limited webhook is not hammered.
+
+Instances sharing the outbox may be configured differently. Each row stores the fingerprint
+of the destination it was queued for (``target``, see :func:`core.notify.base.target_id`); an
+instance claims only rows for routes it has with that same destination. A row nobody running
+can send stays pending (counted, listed) until such an instance appears; it is never
+dead-lettered for "not configured here".
 """
 
 from __future__ import annotations
@@ -26,10 +32,12 @@ from core.snapshot import OutboxSummary
 __all__ = [
     "STATUSES",
     "ClaimedRow",
+    "FailedItem",
     "OutboxEntry",
     "OutboxItem",
     "claim",
     "enqueue",
+    "enqueue_dead",
     "entries",
     "items_for",
     "list_outbox",
@@ -53,6 +61,17 @@ class OutboxItem:
     payload: Mapping[str, Any]
     summary: str
     alerts: tuple[str, ...] = ()
+    target: str | None = None  # destination fingerprint; None: any instance with the route
+
+
+@dataclass(frozen=True)
+class FailedItem:
+    """An item whose delivery was given up before it reached the outbox (sent directly)."""
+
+    item: OutboxItem
+    attempts: int
+    error: str | None
+    status: int | None = None
 
 
 @dataclass(frozen=True)
@@ -83,6 +102,7 @@ class OutboxEntry:
     last_status: int | None
     delivered_at: datetime | None
     summary: str
+    target: str | None = None
 
 
 def items_for(notification: Notification, notifiers: Mapping[str, Notifier]) -> list[OutboxItem]:
@@ -95,6 +115,7 @@ def items_for(notification: Notification, notifiers: Mapping[str, Notifier]) -> 
         routes = notifier.routes(notification.severity)
         if not routes:
             continue
+        targets = notifier.targets()
         for rendered in notifier.render(notification):
             for route in routes:
                 key = f"{notification.key}|{route}" + (f"|{rendered.suffix}" if rendered.suffix else "")
@@ -108,6 +129,7 @@ def items_for(notification: Notification, notifiers: Mapping[str, Notifier]) -> 
                         rendered.payload,
                         summary,
                         alerts,
+                        targets.get(route),
                     )
                 )
     return items
@@ -120,30 +142,60 @@ async def enqueue(
 
     ``delivered=True`` records items that were already sent another way (database outage).
     """
+    n = len(items)
+    status = "delivered" if delivered else "pending"
+    return await _insert(conn, items, [status] * n, [1 if delivered else 0] * n, [None] * n, [None] * n)
+
+
+async def enqueue_dead(conn: asyncpg.Connection, failed: Sequence[FailedItem]) -> list[int]:
+    """Record items given up on outside the outbox as dead letters (so they can be resent)."""
+    return await _insert(
+        conn,
+        [f.item for f in failed],
+        ["dead"] * len(failed),
+        [f.attempts for f in failed],
+        [None if f.error is None else f.error[:500] for f in failed],
+        [f.status for f in failed],
+    )
+
+
+async def _insert(
+    conn: asyncpg.Connection,
+    items: Sequence[OutboxItem],
+    statuses: list[str],
+    attempts: list[int],
+    errors: list[str | None],
+    last_status: list[int | None],
+) -> list[int]:
     if not items:
         return []
     rows = await conn.fetch(
         """
         INSERT INTO opswatch.notification_outbox
-            (dedup_key, channel, route, severity, kind, payload, summary, alerts,
-             status, attempts, delivered_at)
-        SELECT k, c, r, s, kd, p::jsonb, sm, COALESCE(string_to_array(a, E'\\x1f'), '{}'),
-               CASE WHEN $9 THEN 'delivered' ELSE 'pending' END, CASE WHEN $9 THEN 1 ELSE 0 END,
-               CASE WHEN $9 THEN clock_timestamp() END
+            (dedup_key, channel, route, target, severity, kind, payload, summary, alerts,
+             status, attempts, last_error, last_status, delivered_at, last_attempt_at)
+        SELECT k, c, r, tg, s, kd, p::jsonb, sm, COALESCE(string_to_array(a, E'\\x1f'), '{}'),
+               st, att, le, ls, CASE WHEN st = 'delivered' THEN clock_timestamp() END,
+               CASE WHEN att > 0 THEN clock_timestamp() END
         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
-                    $8::text[]) AS t(k, c, r, s, kd, p, sm, a)
+                    $8::text[], $9::text[], $10::text[], $11::int[], $12::text[], $13::int[])
+             AS t(k, c, r, tg, s, kd, p, sm, a, st, att, le, ls)
         ON CONFLICT (dedup_key) DO NOTHING
         RETURNING id
         """,
         [i.dedup_key for i in items],
         [i.channel for i in items],
         [i.route for i in items],
+        [i.target for i in items],
         [i.severity for i in items],
         [i.kind for i in items],
         [json.dumps(i.payload, ensure_ascii=False) for i in items],
         [i.summary for i in items],
         ["\x1f".join(i.alerts) if i.alerts else None for i in items],
-        delivered,
+        statuses,
+        attempts,
+        errors,
+        last_status,
     )
     return [int(r["id"]) for r in rows]
 
@@ -156,6 +208,9 @@ WHERE o.id IN (
     WHERE c.status = 'pending'
       AND c.next_attempt_at <= clock_timestamp()
       AND (c.locked_until IS NULL OR c.locked_until < clock_timestamp())
+      AND ($4::text[] IS NULL OR EXISTS (
+            SELECT 1 FROM unnest($4::text[], $5::text[]) AS m(route, target)
+            WHERE m.route = c.route AND (c.target IS NULL OR c.target = m.target)))
       AND {eligible}
     ORDER BY c.id
     LIMIT $3
@@ -165,8 +220,8 @@ AND o.status = 'pending'
 AND (o.locked_until IS NULL OR o.locked_until < clock_timestamp())
 RETURNING o.id, o.channel, o.route, o.kind, o.severity, o.payload, o.attempts
 """
-_HEADS = """c.id IN (SELECT DISTINCT ON (h.route) h.id FROM opswatch.notification_outbox AS h
-                  WHERE h.status = 'pending' ORDER BY h.route, h.id)"""
+_HEADS = """c.id IN (SELECT DISTINCT ON (h.route, h.target) h.id FROM opswatch.notification_outbox AS h
+                  WHERE h.status = 'pending' ORDER BY h.route, h.target, h.id)"""
 
 
 async def claim(
@@ -174,20 +229,33 @@ async def claim(
     *,
     instance_id: str,
     lease_s: float,
+    targets: Mapping[str, str] | None,
     limit: int = 20,
     only_ids: Collection[int] | None = None,
 ) -> list[ClaimedRow]:
-    """Lease due rows to ``instance_id``: the oldest pending row of each route (or ``only_ids``)."""
+    """Lease due rows to ``instance_id``: the oldest pending row of each route and target (or ``only_ids``).
+
+    ``targets`` maps each route this instance can send to its destination fingerprint
+    (:meth:`Notifier.targets`); only rows it can send are claimed. None claims any row.
+    """
+    if targets is not None and not targets:
+        return []
+    routes = None if targets is None else list(targets)
+    fingerprints = None if targets is None else list(targets.values())
     if only_ids is not None:
         rows = await db.fetch(
-            _CLAIM.format(eligible="c.id = ANY($4::bigint[])"),
+            _CLAIM.format(eligible="c.id = ANY($6::bigint[])"),
             instance_id,
             float(lease_s),
             limit,
+            routes,
+            fingerprints,
             list(only_ids),
         )
     else:
-        rows = await db.fetch(_CLAIM.format(eligible=_HEADS), instance_id, float(lease_s), limit)
+        rows = await db.fetch(
+            _CLAIM.format(eligible=_HEADS), instance_id, float(lease_s), limit, routes, fingerprints
+        )
     return [
         ClaimedRow(
             id=int(r["id"]),
@@ -274,7 +342,7 @@ async def requeue(conn: asyncpg.Connection, row_id: int) -> str | None:
 
 
 _ENTRY_COLUMNS = """id, created_at, channel, route, severity, kind, status, attempts, next_attempt_at,
-    last_error, last_status, delivered_at, summary"""
+    last_error, last_status, delivered_at, summary, target"""
 
 
 def _entry(r: asyncpg.Record) -> OutboxEntry:
@@ -293,6 +361,7 @@ def _entry(r: asyncpg.Record) -> OutboxEntry:
         last_status=r["last_status"],
         delivered_at=r["delivered_at"],
         summary=first_line(r["summary"] or "", 300),
+        target=r["target"],
     )
 
 

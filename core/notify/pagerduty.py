@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 
 from core.config import PagerDutyConfig
-from core.notify.base import AlertInfo, Notification, Rendered, SendResult
+from core.notify.base import AlertInfo, Notification, Rendered, SendResult, target_id
 from core.notify.render import alert_key, headline, plain_when, value_with_threshold
 from core.notify.webhook import post_json
 from core.redact import register_secret
@@ -134,6 +134,10 @@ class PagerDutyNotifier:
     def routes(self, severity: str) -> tuple[str, ...]:
         enabled = self.config.enabled and severity in self.config.severities
         return (ROUTE,) if enabled else ()
+
+    def targets(self) -> dict[str, str]:
+        key = self.config.routing_key
+        return {ROUTE: target_id(self.config.url, key)} if key else {}
 
     def render(self, notification: Notification) -> list[Rendered]:
         return render_pagerduty(notification)

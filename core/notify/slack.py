@@ -3,7 +3,8 @@
 Every message names the severity with an emoji *and* a word, what is wrong and where, the
 current value against the threshold, since when, and the rule's runbook hint. The webhook
 URL is looked up per route (``slack:<severity>``, falling back to ``default``) at send time
-and never appears in a payload, a log line or an error.
+and never appears in a payload, a log line or an error (:func:`core.notify.webhook.post_json`
+replaces it with the route).
 """
 
 from __future__ import annotations
@@ -15,14 +16,14 @@ from typing import Any
 import httpx
 
 from core.config import SlackConfig
-from core.notify.base import AlertInfo, Notification, Rendered, SendResult, parse_retry_after
+from core.notify.base import AlertInfo, Notification, Rendered, SendResult, target_id
 from core.notify.render import headline
 from core.notify.render import plain_when as _plain_when
 from core.notify.render import span as _span
 from core.notify.render import value_with_threshold as _value_with_threshold
-from core.redact import redact, register_secret
+from core.notify.webhook import post_json
+from core.redact import register_secret
 from core.rules import format_duration_human
-from core.safe_text import first_line
 
 __all__ = ["SlackNotifier", "render_slack"]
 
@@ -31,6 +32,7 @@ RESOLVED_EMOJI = ":white_check_mark:"
 FLAPPING_EMOJI = ":arrows_counterclockwise:"
 TEST_EMOJI = ":test_tube:"
 RUNBOOK_EMOJI = ":book:"
+_SEVERITIES = ("critical", "warning", "info")
 
 _MAX_LINES = 40
 _SECTION_CHARS = 2900
@@ -226,6 +228,10 @@ class SlackNotifier:
         route = f"{self.channel}:{severity}"
         return (route,) if self._url(route) else ()
 
+    def targets(self) -> dict[str, str]:
+        found = {f"{self.channel}:{sev}": self._url(f"{self.channel}:{sev}") for sev in _SEVERITIES}
+        return {route: target_id(url) for route, url in found.items() if url}
+
     def render(self, notification: Notification) -> list[Rendered]:
         return [Rendered(render_slack(notification, username=self.config.username))]
 
@@ -233,33 +239,4 @@ class SlackNotifier:
         url = self._url(route)
         if url is None:
             return SendResult(False, error=f"no Slack webhook configured for {route}", permanent=True)
-        if self.http is None:
-            raise RuntimeError("SlackNotifier.send needs an HTTP client")
-        try:
-            response = await self.http.post(url, json=dict(payload), timeout=self.config.timeout)
-        except httpx.TimeoutException:
-            return SendResult(False, error=f"timed out after {self.config.timeout:g} s")
-        except httpx.HTTPError as exc:
-            return SendResult(False, error=_describe(exc, url, route))
-        status = response.status_code
-        if 200 <= status < 300:
-            return SendResult(True, status=status)
-        body = first_line(redact(response.text.replace(url, route)), 160) or response.reason_phrase
-        retry_after = parse_retry_after(response.headers.get("Retry-After")) if status in (429, 503) else None
-        permanent = 400 <= status < 500 and status not in (408, 425, 429)
-        return SendResult(
-            False, status=status, error=f"HTTP {status}: {body}", retry_after=retry_after, permanent=permanent
-        )
-
-
-def _describe(exc: BaseException, url: str, route: str) -> str:
-    """A one-line reason without the webhook URL (which is a credential)."""
-    if isinstance(exc, httpx.ConnectError):
-        reason = "connection failed"
-    elif isinstance(exc, httpx.RemoteProtocolError):
-        reason = "server closed the connection"
-    else:
-        reason = type(exc).__name__
-    detail = str(exc).replace(url, route)
-    text = f"{reason}: {detail}" if detail and detail not in reason else reason
-    return first_line(redact(text), 200)
+        return await post_json(self.http, url, payload, route=route, timeout_s=self.config.timeout)

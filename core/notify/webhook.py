@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from core.config import WebhookConfig, is_secret_header
-from core.notify.base import Notification, Rendered, SendResult, parse_retry_after
+from core.notify.base import Notification, Rendered, SendResult, parse_retry_after, target_id
 from core.notify.render import alert_json, compose, plain_text
 from core.redact import MASK, redact, register_secret
 from core.safe_text import first_line
@@ -48,6 +48,9 @@ class WebhookNotifier:
 
     def routes(self, severity: str) -> tuple[str, ...]:
         return tuple(f"{self.channel}:{name}" for name, h in self.hooks.items() if severity in h.severities)
+
+    def targets(self) -> dict[str, str]:
+        return {f"{self.channel}:{name}": target_id(hook.url) for name, hook in self.hooks.items()}
 
     def render(self, notification: Notification) -> list[Rendered]:
         return [Rendered(render_webhook(notification))]
