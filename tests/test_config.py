@@ -978,7 +978,10 @@ def test_render_effective_of_defaults_loads_back() -> None:
     [
         ('endpoints: [{name: a, url: "http://u:hunter22@h:99999/x"}]', "hunter22"),
         ('database: {dsn: "postgresql://u:secretpw@127.0.0.1:99999/x"}', "secretpw"),
-        ('notifications: {slack: {webhooks: {critical: "ftp://hooks.slack.com/services/T/B/sekrit"}}}', "sekrit"),
+        (
+            'notifications: {slack: {webhooks: {critical: "ftp://hooks.slack.com/services/T/B/sekrit"}}}',
+            "sekrit",
+        ),
         ('sentry: {dsn: "gopher://abc123key@o1.ingest.sentry.io/5"}', "abc123key"),
     ],
 )
