@@ -16,7 +16,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Collection, Iterable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -37,7 +37,6 @@ from core.snapshot import (
     DbHealthView,
     DbStats,
     DlqSummary,
-    EndpointState,
     EventSummary,
     Freshness,
     OutboxSummary,
@@ -405,6 +404,3 @@ class Monitor:
             freshness=dict(self._freshness),
             read_only=self.read_only,
         )
-
-    def endpoint_states(self) -> Iterable[tuple[str, EndpointState]]:
-        return ((e.name, e.state) for e in self.snapshot.endpoints)

@@ -12,7 +12,7 @@ from typing import Any
 from core.alerting import AlertActions
 from core.audit import default_actor
 from core.config import Config
-from core.db import Database, DatabaseUnavailable, PoolSettings
+from core.db import Database, DatabaseUnavailable
 from core.durations import parse_duration
 from core.errors import ReadOnlyError
 from core.notify.delivery import Deliverer
@@ -25,6 +25,7 @@ from tui.commands.common import (
     run_async,
     subparser,
 )
+from tui.commands.runtime import database_for
 
 
 def register(subparsers: Any) -> None:
@@ -96,7 +97,7 @@ def _instance() -> str:
 
 
 async def _with_actions(args: argparse.Namespace, config: Config, job: Any) -> int:
-    db = Database(require_dsn(config), PoolSettings(min_size=1, max_size=2))
+    db = database_for(config, require_dsn(config))
     actions = AlertActions(
         db,
         config,
