@@ -48,7 +48,7 @@ from core.windows import EndpointWindow
 
 _MAX_PUBLISH_HZ = 4.0
 _DB_STATS_EVERY_S = 15.0
-_SUMMARIES_EVERY_S = 5.0
+SUMMARIES_EVERY_S = 5.0  # backlog summaries (the change watcher also wakes them)
 _RULE_TICK_S = 0.25
 
 Clock = Callable[[], datetime]
@@ -141,7 +141,7 @@ class Monitor:
         # summaries cost tens of ms on a million rows: every few seconds, and at once when the
         # DLQ/event tables change (LISTEN with `db install-notify`, else a cheap max(id) poll)
         await self.watcher.start()
-        self._spawn(self._every(max(refresh, _SUMMARIES_EVERY_S), "summaries", self._collect_summaries,
+        self._spawn(self._every(max(refresh, SUMMARIES_EVERY_S), "summaries", self._collect_summaries,
                                 wake=self._tables_changed))
         self._spawn(self._every(_DB_STATS_EVERY_S, "db_stats", self._collect_db_stats))
         self._spawn(self._every(self.config.probes.flush_interval, "flush", self.store.flush))

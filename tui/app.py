@@ -24,6 +24,7 @@ from textual.screen import ModalScreen, Screen
 from textual.timer import Timer
 
 from core.db import DatabaseUnavailable
+from core.monitor import SUMMARIES_EVERY_S
 from core.snapshot import Snapshot
 from tui.keymap import ActionsProvider, bind, known_ids, validate_keymap
 from tui.messages import SnapshotUpdated
@@ -108,7 +109,7 @@ class OpsWatchApp(WorkerErrors, App[None]):
             None,
         )
         self.confirm_typed_over: int = self.config.triage.confirm_typed_over
-        self.summary_stale_after = max(3 * ui.refresh_interval, 2.0)
+        self.summary_stale_after = 2 * max(ui.refresh_interval, SUMMARIES_EVERY_S) + 1.0
         self.db_stats_stale_after = 60.0
         self.probe_stale_after = max((e.interval for e in self.config.endpoints), default=30.0) * 3
         self.wall_screens: tuple[str, ...] = tuple(ui.wall.screens)

@@ -232,6 +232,8 @@ class DemoEnvironment:
         try:
             await init_app_schema(conn)
             await migrate(conn)
+            # the embedded server preloads pg_stat_statements; the Database screen needs the view
+            await conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         finally:
             await conn.close()
 
