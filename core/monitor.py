@@ -108,7 +108,7 @@ class Monitor:
         self.snapshot = Snapshot(taken_at=clock(), read_only=self.read_only)
         self._tables_changed = asyncio.Event()
         self.watcher = ChangeWatcher(db, config, lambda _change: self._tables_changed.set(),
-                                     interval=config.ui.refresh_interval)
+                                     interval=min(0.5, config.ui.refresh_interval))
         self._subscribers: list[Callable[[Snapshot], None]] = []
         self._sample_listeners: list[Callable[[ProbeSample], None]] = []
         self._tasks: list[asyncio.Task[None]] = []

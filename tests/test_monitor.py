@@ -35,8 +35,8 @@ async def test_new_dead_letter_reaches_the_snapshot_within_a_second(database: Da
             await asyncio.sleep(0.02)
         elapsed = time.monotonic() - inserted
         assert monitor.snapshot.dlq is not None and monitor.snapshot.dlq.max_id == new_id
-        # poll interval (ui.refresh_interval, 1 s) + one summary query + publish; well under the
-        # 5 s summary period, which is what the change watcher is for
+        # poll interval (0.5 s) + one summary query + publish, typically ~0.6 s; the bound is loose
+        # for a loaded CI machine but well under the 5 s summary period the watcher short-cuts
         assert elapsed < 2.0, elapsed
         assert monitor.watcher.mode in ("poll", "notify")
     finally:
