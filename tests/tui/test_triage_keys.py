@@ -114,3 +114,49 @@ async def test_bulk_retry_by_filter_asks_for_the_typed_count(db_dsn: str) -> Non
             assert any("10 applied" in text for _, text in app.notices)
     finally:
         await db.close()
+
+
+async def test_full_view_of_a_huge_payload_keeps_the_ui_responsive(db_dsn: str) -> None:
+    """`v` on an 8 MB payload: formatting runs off the event loop and the view stays bounded."""
+    import asyncio
+    import json
+    import time
+
+    from textual.widgets import TextArea
+
+    from tui.widgets.text_view import FULL_VIEW_LIMIT, TextViewModal
+
+    await seed_app_rows(db_dsn, dlq=3, hostile_at=1)
+    huge = json.dumps({"items": [{"sku": i, "note": "\x1b[31m[red]x[/red]" * 4} for i in range(120_000)]})
+    conn = await asyncpg.connect(db_dsn)
+    try:
+        await conn.execute("UPDATE dead_letter_messages SET message_data = $1::jsonb WHERE id = 1", huge)
+    finally:
+        await conn.close()
+    app, _, db = build_app(db_dsn)
+    try:
+        async with app.run_test(size=(120, 30)) as pilot:
+            screen = await open_dlq(pilot)
+            assert screen.current_id() == 1
+            gaps: list[float] = []
+            stop = asyncio.Event()
+
+            async def ticker() -> None:  # measures how long the event loop is stalled
+                last = time.perf_counter()
+                while not stop.is_set():
+                    await asyncio.sleep(0.01)
+                    now = time.perf_counter()
+                    gaps.append(now - last)
+                    last = now
+
+            task = asyncio.ensure_future(ticker())
+            await pilot.press("v")
+            await wait_for(pilot, lambda: isinstance(app.screen, TextViewModal), what="full view", within=30)
+            stop.set()
+            await task
+            area = app.screen.query_one("#text-view-content", TextArea)
+            assert area.text.startswith("Error\n") and "Payload" in area.text
+            assert "\x1b" not in area.text and len(area.text) <= FULL_VIEW_LIMIT + 1
+            assert max(gaps) < 1.0, f"event loop stalled {max(gaps):.2f} s"
+    finally:
+        await db.close()

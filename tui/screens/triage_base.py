@@ -32,7 +32,7 @@ from tui.widgets.paged_table import PagedTable
 from tui.widgets.payload_view import PayloadView
 from tui.widgets.progress_modal import ProgressModal
 from tui.widgets.prompt_modal import PromptModal
-from tui.widgets.text_view import FULL_VIEW_LIMIT, TextViewModal
+from tui.widgets.text_view import FULL_VIEW_LIMIT, TextViewModal, full_view_text
 
 PAGE_SIZE = 50
 DETAIL_DEBOUNCE_S = 0.06
@@ -84,6 +84,10 @@ def preview_lines(preview: BulkPreview, noun: str) -> list[Text]:
             lines.append(line)
     return lines
 
+
+
+def _full_view_body(error: str, payload: str) -> str:
+    return full_view_text(f"Error\n{error}\n\nPayload\n{pretty_json(payload, FULL_VIEW_LIMIT)}")
 
 class TriageScreen(OpsScreen):
     """Subclasses set the kind-specific hooks below."""
@@ -370,7 +374,7 @@ class TriageScreen(OpsScreen):
     @work(exclusive=True, group="full-view", exit_on_error=False, name="full view")
     async def open_full_view(self, row_id: int) -> None:
         error, payload = await self.fetch_raw(row_id)
-        body = f"Error\n{error}\n\nPayload\n{pretty_json(payload, FULL_VIEW_LIMIT)}"
+        body = await asyncio.to_thread(_full_view_body, error, payload)  # megabytes: off the UI loop
         await self.app.push_screen(TextViewModal(f"{self.singular} #{row_id}", body))
 
     @property
