@@ -9,13 +9,17 @@ Runs the real OpsWatchApp headless (``App.run_test``) on the real Monitor, with 
 ``opswatch db advise`` recommends, and reports:
 
 * idle CPU of this process in wall mode (process CPU time over the window, % of one core),
-  measured after one full wall cycle, next to the same Monitor without any UI;
+  measured after one full wall cycle, next to the same Monitor without any UI and an empty
+  Textual app (Textual's own idle cost);
 * key -> updated DLQ table: key sent through the driver, until the end of the first frame that
   started after the table changed (cursor moved or a page was written); j / k / page down;
-* opening the dead-letter screen (first page painted) in fresh apps, and re-opening it;
+* opening the dead-letter screen (first page painted) in fresh apps once the console has
+  settled (screens pre-built, ``app.settled``), the same with pre-building off (``cold``), and
+  re-opening it;
 * RSS of the process (current and peak).
 
-The 50 endpoints are served by a tiny HTTP server in a child process (its CPU is not counted).
+The 50 endpoints are served by a tiny HTTP server in a child process (its CPU is not counted),
+with keep-alive like Node's http server.
 """
 
 from __future__ import annotations
@@ -47,6 +51,7 @@ from core.triage.advise import apply_advice
 ENDPOINT_SERVER = """
 import http.server, sys
 class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, like Node's http server
     def do_GET(self):
         self.send_response(200); self.send_header("Content-Length", "2"); self.end_headers()
         self.wfile.write(b"ok")
@@ -113,14 +118,14 @@ async def until(pilot: Any, check: Callable[[], object], limit: float = 30.0) ->
         await asyncio.sleep(0.0005)
 
 
-def build(config: Config, *, wall: bool) -> tuple[Any, Database]:
+def build(config: Config, *, wall: bool, prebuild: bool = True) -> tuple[Any, Database]:
     from tui.app import OpsWatchApp
 
     d = config.database
     assert d.dsn is not None
     db = Database(d.dsn, PoolSettings(min_size=1, max_size=d.pool_max))
     monitor = Monitor(config, db, read_only=wall)
-    return OpsWatchApp(monitor, wall=wall, theme="dark", environ={}), db
+    return OpsWatchApp(monitor, wall=wall, theme="dark", environ={}, prebuild=prebuild), db
 
 
 async def measure_idle(config: Config, seconds: float) -> dict[str, float]:
@@ -128,8 +133,9 @@ async def measure_idle(config: Config, seconds: float) -> dict[str, float]:
     try:
         async with app.run_test(headless=True, size=(200, 60)) as pilot:
             await until(pilot, lambda: app.snapshot.endpoints and app.snapshot.dlq is not None)
-            # steady state: one full wall cycle first (each screen's first visit builds it and
-            # makes Textual re-parse the stylesheet once), plus the first probe round
+            await until(pilot, lambda: app.settled)
+            # steady state: one full wall cycle first (each screen's first visit lays it out),
+            # plus the first probe round
             wall = config.ui.wall
             await asyncio.sleep(len(wall.screens) * wall.cycle_interval + 5)
             cpu0, wall0 = time.process_time(), time.perf_counter()
@@ -140,6 +146,22 @@ async def measure_idle(config: Config, seconds: float) -> dict[str, float]:
     finally:
         await db.close()
     return {"cpu_pct": 100 * cpu / elapsed, "seconds": elapsed, "endpoints_up": up}
+
+
+async def measure_empty_app(seconds: float) -> float:
+    """An empty Textual app at the same size: what Textual itself costs while idle."""
+    from textual.app import App, ComposeResult
+    from textual.widgets import Static
+
+    class Empty(App[None]):
+        def compose(self) -> ComposeResult:
+            yield Static("idle")
+
+    async with Empty().run_test(headless=True, size=(200, 60)):
+        await asyncio.sleep(2)
+        cpu0, wall0 = time.process_time(), time.perf_counter()
+        await asyncio.sleep(seconds)
+        return 100 * (time.process_time() - cpu0) / (time.perf_counter() - wall0)
 
 
 async def measure_core_only(config: Config, seconds: float) -> float:
@@ -174,7 +196,8 @@ class PaintProbe:
         def timed_refresh(*args: Any, **kwargs: Any) -> Any:
             started = time.perf_counter()
             result = refresh(*args, **kwargs)
-            self.frames.append((started, time.perf_counter()))
+            if screen.is_current:
+                self.frames.append((started, time.perf_counter()))
             return result
 
         screen._compositor_refresh = timed_refresh
@@ -192,11 +215,13 @@ class PaintProbe:
         table.sync = stamped_sync
         table.watch_cursor_coordinate = stamped_watch
 
-    async def painted_after(self, since: float, limit: float = 10.0) -> float:
+    async def painted_after(self, since: float, limit: float = 10.0, *, changed: bool = True) -> float:
+        """End of the first frame after the table changed (``changed=False``: or after ``since``)."""
         deadline = time.perf_counter() + limit
         while True:
-            if self.changed_at >= since:
-                frame = next((end for start, end in self.frames if start >= self.changed_at), None)
+            if self.changed_at >= since or not changed:
+                after = max(since, self.changed_at)
+                frame = next((end for start, end in self.frames if start >= after), None)
                 if frame is not None:
                     return frame
             if time.perf_counter() > deadline:
@@ -212,54 +237,79 @@ def send_key(app: Any, key: str) -> None:
     app._driver.send_message(events.Key(key, key if len(key) == 1 else None))
 
 
-async def measure_keys(config: Config, presses: int, opens: int) -> dict[str, Any]:
+def page_loading(app: Any, screen: Any) -> bool:
+    return any(w.node is screen and w.group == "page" and not w.is_finished for w in app.workers)
+
+
+async def open_dead_letters(app: Any, pilot: Any) -> tuple[Any, Any, float]:
+    """Press 3 on the overview; (screen, probe, ms until the first page is painted)."""
     from tui.screens.dead_letters import DeadLettersScreen
 
+    screen = app.built_screen("dead_letters")
+    probe = PaintProbe(screen) if screen is not None else None
+    started = time.perf_counter()
+    send_key(app, "3")
+    await until(pilot, lambda: isinstance(app.screen, DeadLettersScreen), limit=10)
+    if screen is None:  # built now: probe it before its first page arrives
+        screen = app.screen
+        await until(pilot, lambda: screen.query("#triage-table"), limit=10)
+        if screen.page_loads:
+            raise RuntimeError("the first page arrived before the probe was installed")
+        probe = PaintProbe(screen)
+    assert probe is not None
+    await until(pilot, lambda: screen.page_loads >= 1 and not page_loading(app, screen))
+    return screen, probe, (await probe.painted_after(started, changed=False) - started) * 1000
+
+
+async def measure_keys(config: Config, presses: int, opens: int) -> dict[str, Any]:
     open_ms: list[float] = []
+    cold_ms: list[float] = []
     reopen_ms: list[float] = []
     key_ms: dict[str, list[float]] = {"j": [], "k": [], "pagedown": []}
     total = 0
     for attempt in range(opens):
-        app, db = build(config, wall=False)
-        try:
-            async with app.run_test(headless=True, size=(160, 48)) as pilot:
-                await until(pilot, lambda a=app: a.snapshot.dlq is not None)  # type: ignore[misc]
-                await asyncio.sleep(0.5)
-                started = time.perf_counter()
-                send_key(app, "3")
-                await until(pilot, lambda a=app: isinstance(a.screen, DeadLettersScreen), limit=10)  # type: ignore[misc]
-                screen = app.screen
-                assert isinstance(screen, DeadLettersScreen)
-                await until(pilot, lambda s=screen: s.query("#triage-table"), limit=10)  # type: ignore[misc]
-                if screen.page_loads:
-                    raise RuntimeError("the first page arrived before the probe was installed")
-                probe = PaintProbe(screen)
-                await until(pilot, lambda s=screen: s.page_loads >= 1)  # type: ignore[misc]
-                open_ms.append((await probe.painted_after(started) - started) * 1000)
-                send_key(app, "1")
-                await until(pilot, lambda s=screen: not s.is_current, limit=10)  # type: ignore[misc]
-                await asyncio.sleep(0.3)
-                started = time.perf_counter()
-                send_key(app, "3")
-                await until(pilot, lambda s=screen: s.is_current, limit=10)  # type: ignore[misc]
-                shown = time.perf_counter()
-                await until(pilot, lambda p=probe, t=shown: any(a >= t for a, _ in p.frames))  # type: ignore[misc]
-                reopen_ms.append((next(b for a, b in probe.frames if a >= shown) - started) * 1000)
-                if attempt:
-                    continue
-                await asyncio.sleep(0.3)
-                pattern = ["j", "j", "j", "k", "pagedown"]
-                for i in range(presses):
-                    key = pattern[i % len(pattern)]
-                    t0 = time.perf_counter()
-                    send_key(app, key)
-                    key_ms[key].append((await probe.painted_after(t0) - t0) * 1000)
-                    await asyncio.sleep(0.05)  # a fast typist, not a key-repeat flood
-                total = screen.page.total if screen.page else 0
-        finally:
-            await db.close()
+        for prebuild in (False, True):
+            app, db = build(config, wall=False, prebuild=prebuild)
+            try:
+                async with app.run_test(headless=True, size=(160, 48)) as pilot:
+                    await until(pilot, lambda a=app: a.snapshot.dlq is not None)  # type: ignore[misc]
+                    await until(pilot, lambda a=app: a.settled)  # type: ignore[misc]
+                    await asyncio.sleep(0.5)
+                    screen, probe, ms = await open_dead_letters(app, pilot)
+                    (open_ms if prebuild else cold_ms).append(ms)
+                    if not prebuild:
+                        continue
+                    send_key(app, "1")
+                    await until(pilot, lambda s=screen: not s.is_current, limit=10)  # type: ignore[misc]
+                    await asyncio.sleep(0.3)
+                    started = time.perf_counter()
+                    send_key(app, "3")
+                    await until(pilot, lambda s=screen: s.is_current, limit=10)  # type: ignore[misc]
+                    shown = time.perf_counter()
+                    await until(pilot, lambda p=probe, t=shown: any(a >= t for a, _ in p.frames))  # type: ignore[misc]
+                    reopen_ms.append((next(b for a, b in probe.frames if a >= shown) - started) * 1000)
+                    if attempt:
+                        continue
+                    await asyncio.sleep(0.3)
+                    pattern = ["j", "j", "j", "k", "pagedown"]
+                    for i in range(presses):
+                        key = pattern[i % len(pattern)]
+                        t0 = time.perf_counter()
+                        send_key(app, key)
+                        key_ms[key].append((await probe.painted_after(t0) - t0) * 1000)
+                        await asyncio.sleep(0.05)  # a fast typist, not a key-repeat flood
+                    total = screen.page.total if screen.page else 0
+            finally:
+                await db.close()
     all_keys = [v for values in key_ms.values() for v in values]
-    return {"open_ms": open_ms, "reopen_ms": reopen_ms, "keys": key_ms, "all": all_keys, "pending": total}
+    return {
+        "open_ms": open_ms,
+        "cold_ms": cold_ms,
+        "reopen_ms": reopen_ms,
+        "keys": key_ms,
+        "all": all_keys,
+        "pending": total,
+    }
 
 
 async def prepare(admin_dsn: str, rows: int, fresh: bool) -> str:
@@ -296,6 +346,7 @@ async def prepare(admin_dsn: str, rows: int, fresh: bool) -> str:
 
 
 async def run(args: argparse.Namespace) -> None:
+    load_before = " ".join(f"{v:.2f}" for v in os.getloadavg())
     port = free_port()
     http = subprocess.Popen([sys.executable, "-c", ENDPOINT_SERVER, str(port)])
     try:
@@ -307,6 +358,7 @@ async def run(args: argparse.Namespace) -> None:
             keys = await measure_keys(config, args.presses, args.opens)
             idle = await measure_idle(config, args.idle)
             core_only = await measure_core_only(config, args.idle)
+            empty = await measure_empty_app(min(args.idle, 30.0))
             current, peak = rss_mb()
     finally:
         http.terminate()
@@ -321,6 +373,9 @@ async def run(args: argparse.Namespace) -> None:
         f"({idle['endpoints_up']:.0f}/{args.endpoints} endpoints up)   target <= 2 %"
     )
     print(f"  of which core (the same Monitor, no UI, {args.idle:.0f} s): {core_only:.2f} %")
+    print(f"  an empty Textual app idles at {empty:.2f} %")
+    load = " ".join(f"{v:.2f}" for v in os.getloadavg())
+    print(f"  load average {load_before} at the start, {load} at the end (1, 5, 15 min)")
     every = keys["all"]
     print(
         f"key -> updated DLQ table, {len(every)} presses: p50 {statistics.median(every):.1f} ms, "
@@ -332,10 +387,14 @@ async def run(args: argparse.Namespace) -> None:
                 f"  {key:<8} n={len(values):3d}  p50 {statistics.median(values):6.1f} ms  "
                 f"p95 {pct(values, 0.95):6.1f} ms"
             )
-    opened = keys["open_ms"]
+    opened, cold = keys["open_ms"], keys["cold_ms"]
     print(
         f"open dead-letter screen (first page shown), {len(opened)} fresh apps: "
         f"median {statistics.median(opened):.0f} ms, max {max(opened):.0f} ms   target <= 300 ms"
+    )
+    print(
+        f"  without pre-built screens (cold), {len(cold)} fresh apps: "
+        f"median {statistics.median(cold):.0f} ms, max {max(cold):.0f} ms"
     )
     again = keys["reopen_ms"]
     print(f"re-open it (screen already built), {len(again)} times: median {statistics.median(again):.0f} ms")

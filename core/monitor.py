@@ -37,6 +37,7 @@ from core.snapshot import (
     DbHealthView,
     DbStats,
     DlqSummary,
+    EndpointView,
     EventSummary,
     Freshness,
     OutboxSummary,
@@ -104,6 +105,7 @@ class Monitor:
             sorted({r.metric for r in config.alerts.rules if r.metric.startswith("endpoint.")})
         )
         self._masked_urls = {s.name: mask_url(s.url) for s in self.specs}
+        self._views: dict[str, tuple[tuple[object, ...], EndpointView]] = {}
         self._changed: set[str] = set()  # endpoints with new samples since the last rule pass
         self.snapshot = Snapshot(taken_at=clock(), read_only=self.read_only)
         self._tables_changed = asyncio.Event()
@@ -387,10 +389,7 @@ class Monitor:
 
     def build_snapshot(self) -> Snapshot:
         now = self.clock()
-        endpoints = tuple(
-            self.windows[s.name].view(name=s.name, url=self._masked_urls[s.name], service=s.service, now=now)
-            for s in self.specs
-        )
+        endpoints = tuple(self._view(spec, now) for spec in self.specs)
         return Snapshot(
             taken_at=now,
             endpoints=endpoints,
@@ -404,3 +403,17 @@ class Monitor:
             freshness=dict(self._freshness),
             read_only=self.read_only,
         )
+
+    def _view(self, spec: ProbeSpec, now: datetime) -> EndpointView:
+        """The endpoint's view, rebuilt only when it can differ from the last one: snapshots are
+        built several times a second, an endpoint gets a sample every few seconds."""
+        window = self.windows[spec.name]
+        # a view reads the samples (version), the uptime buckets (they roll over on minute marks)
+        # and the window statistics (a new object once a sample has left the window)
+        key = (window._version, int(now.timestamp() // 60), window._stats(now))
+        cached = self._views.get(spec.name)
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        view = window.view(name=spec.name, url=self._masked_urls[spec.name], service=spec.service, now=now)
+        self._views[spec.name] = (key, view)
+        return view

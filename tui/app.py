@@ -2,16 +2,19 @@
 
 The Monitor runs inside the app's event loop (started in a worker on mount); each
 published Snapshot becomes a ``SnapshotUpdated`` message (a burst collapses to the newest)
-that only the visible screen applies.
+that only the visible screen applies. The wall keeps just the newest snapshot and applies
+it on its clock tick (at most every ``WALL_APPLY_INTERVAL``): one redraw for both.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 from collections import deque
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
+from functools import partial
 from importlib import resources
 from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -56,8 +59,15 @@ SCREENS: dict[str, type[OpsScreen]] = {
     "audit": AuditScreen,
 }
 ORDER = tuple(SCREENS)
-WALL_APPLY_INTERVAL = 2.0
-"""The wall redraws at most every 2 s: nobody reads it faster, and it keeps idle CPU low."""
+WALL_APPLY_INTERVAL = 5.0
+"""The wall redraws its data at most every 5 s, on a clock tick: read from across a room, and
+each redraw costs a near full-screen paint."""
+CLOCK_TICK_S = 1.0
+PREBUILD = ("dead_letters", "events")
+"""Screens built while the console idles after its first data paint: opening one is a paint."""
+PREBUILD_FALLBACK_S = 3.0
+PREBUILD_GAP_S = 0.1
+SETTLE_AFTER_S = 1.0
 STYLE_FILES = ("app.tcss", "overview.tcss", "tables.tcss", "triage.tcss", "modals.tcss", "wall.tcss")
 
 
@@ -69,7 +79,6 @@ def style_paths() -> list[str | PurePath]:
 class OpsWatchApp(WorkerErrors, App[None]):
     TITLE = "opswatch"
     CSS_PATH = style_paths()
-    MODES: ClassVar[dict[str, str | Callable[[], Screen[Any]]]] = dict(SCREENS)
     DEFAULT_MODE = "overview"
     COMMANDS = App.COMMANDS | {ActionsProvider}
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -85,7 +94,9 @@ class OpsWatchApp(WorkerErrors, App[None]):
         theme: str | None = None,
         clock: Callable[[], datetime] | None = None,
         environ: Mapping[str, str] | None = None,
+        prebuild: bool = True,
     ) -> None:
+        """``prebuild=False``: build every screen on its first visit (benchmarks compare)."""
         super().__init__()
         self.monitor = monitor
         self.config = monitor.config
@@ -124,6 +135,14 @@ class OpsWatchApp(WorkerErrors, App[None]):
             ui.keymap, known_ids([type(self), *SCREENS.values(), PagedTable])
         )
         self.set_keymap(keymap)
+        for name in SCREENS:
+            self.add_mode(name, partial(self._mode_screen, name))
+        self._built: dict[str, OpsScreen] = {}
+        self._prebuild_on = prebuild
+        self._prebuild: list[str] | None = None
+        self._frozen_gc = False
+        self.settled = False
+        """True once the screens are pre-built and start-up garbage is out of the collector's way."""
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -133,12 +152,62 @@ class OpsWatchApp(WorkerErrors, App[None]):
             self.switch_mode(first)
         for problem in self._keymap_problems:
             self.report(problem, severity="warning")
-        self.set_interval(1.0, self._tick, name="clock")
+        self.set_interval(CLOCK_TICK_S, self._tick, name="clock")
         if self.wall:
             self._cycle_timer = self.set_interval(
                 self.config.ui.wall.cycle_interval, self._cycle_wall, name="wall-cycle"
             )
+        self.set_timer(PREBUILD_FALLBACK_S, self._start_prebuild)
         self._run_monitor()
+
+    # -- screens built ahead of time ---------------------------------------------------------------
+
+    def _mode_screen(self, name: str) -> Screen[Any]:
+        """The screen of mode ``name``: the pre-built one if there is one.
+
+        Textual re-parses the stylesheet and restyles every screen (twice) when a screen's CSS
+        update count lags the app's; a screen registered now is styled with the current sheet
+        (theme changes restyle every registered screen), so it starts in step.
+        """
+        screen = self._built.pop(name, None) or SCREENS[name]()
+        if hasattr(screen, "_css_update_count"):
+            screen._css_update_count = self._css_update_count
+        return screen
+
+    def built_screen(self, mode: str) -> Screen[Any] | None:
+        """The screen of ``mode`` if it exists already (built ahead of time or visited)."""
+        stack = self._screen_stacks.get(mode)
+        return stack[0] if stack else self._built.get(mode)
+
+    def _start_prebuild(self) -> None:
+        if self._prebuild is not None or not self.is_running:
+            return
+        names = [n for n in self.wall_screens if n != self.current_mode] if self.wall else list(PREBUILD)
+        self._prebuild = [n for n in names if n in SCREENS] if self._prebuild_on else []
+        self._prebuild_next()
+
+    def _prebuild_next(self) -> None:
+        """Compose and mount one screen off-stage (it loads its first data quietly), then the next."""
+        while self._prebuild:
+            name = self._prebuild.pop(0)
+            if name in self._built or self._screen_stacks.get(name):
+                continue
+            screen = SCREENS[name]()
+            self._built[name] = screen
+            self._get_screen(screen)
+            self.set_timer(PREBUILD_GAP_S, self._prebuild_next)
+            return
+        self.set_timer(SETTLE_AFTER_S, self._settle)
+
+    def _settle(self) -> None:
+        """Start-up objects (widgets, styles, modules: ~200,000) live as long as the console: keep
+        the cyclic collector from re-scanning them on every full collection."""
+        if not self.is_running or self._frozen_gc:
+            return
+        gc.collect(1)  # young garbage only: a full collection would stall the screen
+        gc.freeze()
+        self._frozen_gc = True
+        self.settled = True
 
     @work(exclusive=True, group="monitor", exit_on_error=False, name="monitor start")
     async def _run_monitor(self) -> None:
@@ -146,9 +215,15 @@ class OpsWatchApp(WorkerErrors, App[None]):
         await self.monitor.start()
 
     def _on_snapshot(self, snapshot: Snapshot) -> None:
+        if self.wall:
+            self.snapshot = snapshot  # the next clock tick shows it
+            return
         self.post_message(SnapshotUpdated(snapshot))
 
     async def on_unmount(self) -> None:
+        if self._frozen_gc:
+            gc.unfreeze()
+            self._frozen_gc = False
         if self._unsubscribe is not None:
             self._unsubscribe()
         for event in self._bulk_cancels:
@@ -177,11 +252,20 @@ class OpsWatchApp(WorkerErrors, App[None]):
         base = self.base_screen
         if base is not None:
             base.receive(message.snapshot)
+        self._prebuild_when_shown(message.snapshot)
+
+    def _prebuild_when_shown(self, snapshot: Snapshot) -> None:
+        if self._prebuild is None and snapshot.dlq is not None:
+            self.call_after_refresh(self._start_prebuild)
 
     def _tick(self) -> None:
         base = self.base_screen
         if base is not None and base.is_mounted:
-            base.tick()
+            if self.wall:
+                base.receive(self.snapshot)
+                self._prebuild_when_shown(self.snapshot)
+            else:
+                base.tick()
 
     def badges(self) -> tuple[str, ...]:
         out: list[str] = []

@@ -55,7 +55,8 @@ async def test_db_outage_shows_banner_and_recovers() -> None:
                     await pilot.press("1")
                     assert isinstance(app.screen, OverviewScreen)
                     dlq = app.screen.query_one("#panel-dlq", SparkTile)
-                    await wait_for(pilot, lambda: dlq.has_class("-stale"), within=10, what="STALE tile")
+                    # backlog tiles turn STALE after two summary periods and a second (summary_stale_after)
+                    await wait_for(pilot, lambda: dlq.has_class("-stale"), within=20, what="STALE tile")
                     assert "STALE" in str(dlq.query_one(".tile-title", Static).render())
 
                     server.start()

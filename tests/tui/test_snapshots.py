@@ -14,6 +14,7 @@ import pytest_asyncio
 
 from tests.tui.support import build_app, fixed_snapshot, seed_app_rows, wait_for
 from tui.screens.dead_letters import DeadLettersScreen
+from tui.widgets.endpoint_tile import EndpointTile
 
 SIZES = [(80, 24), (160, 48)]
 
@@ -29,7 +30,7 @@ def test_overview(snap_compare: Any, seeded: str, size: tuple[int, int]) -> None
     app, _, _ = build_app(seeded, own_db=True, snapshot=fixed_snapshot(critical=True))
 
     async def ready(pilot: Any) -> None:
-        await wait_for(pilot, lambda: app.screen.query("EndpointTile .tile-latency"), what="tiles")
+        await wait_for(pilot, lambda: any(t.shown for t in app.screen.query(EndpointTile)), what="tiles")
         await pilot.pause(0.1)
 
     assert snap_compare(app, terminal_size=size, run_before=ready)
@@ -54,7 +55,7 @@ def test_wall(snap_compare: Any, seeded: str, size: tuple[int, int]) -> None:
     app, _, _ = build_app(seeded, wall=True, own_db=True, snapshot=fixed_snapshot(critical=True))
 
     async def ready(pilot: Any) -> None:
-        await wait_for(pilot, lambda: app.screen.query("EndpointTile .tile-latency"), what="tiles")
+        await wait_for(pilot, lambda: any(t.shown for t in app.screen.query(EndpointTile)), what="tiles")
         await pilot.pause(0.1)
 
     assert snap_compare(app, terminal_size=size, run_before=ready)

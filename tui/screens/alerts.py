@@ -59,6 +59,7 @@ class AlertsScreen(OpsScreen):
     def __init__(self) -> None:
         super().__init__()
         self._lists_key: object = None
+        self._outbox_title: Text | None = None
 
     @property
     def alerts(self) -> AlertActions:
@@ -106,7 +107,9 @@ class AlertsScreen(OpsScreen):
                 f"  (pending {outbox.pending:,}, dead {outbox.dead:,}, "
                 f"delivered 1 h {outbox.delivered_last_hour:,})"
             )
-        self.query_one("#outbox-title", Static).update(title)
+        if title != self._outbox_title:
+            self._outbox_title = title
+            self.query_one("#outbox-title", Static).update(title)
         key = (
             tuple((a.rule, a.scope, a.state, a.acknowledged_by, a.silenced) for a in snapshot.alerts),
             outbox,

@@ -10,10 +10,10 @@ import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.screen import Screen
-from textual.timer import Timer
 from textual.widgets import Footer
 from textual.worker import Worker, WorkerState
 
@@ -55,6 +55,8 @@ class WorkerErrors:
             )
 
 
+CLOCK_SLACK_S = 0.5
+
 GOTO_BINDINGS: list[BindingType] = [
     bind("goto.overview", "1", "app.goto('overview')", "Overview", show=False),
     bind("goto.endpoints", "2", "app.goto('endpoints')", "Endpoints", show=False),
@@ -79,7 +81,9 @@ class OpsScreen(WorkerErrors, Screen[None]):
         super().__init__()
         self.applied: Snapshot | None = None
         self._last_apply = 0.0
-        self._deferred: Timer | None = None
+        self._status_bar = StatusBar(self.SCREEN_TITLE)  # replaced in compose (wall or not)
+        self._left_with: tuple[object, ...] | None = None
+        self._banner = DbBanner()
 
     @property
     def ops(self) -> OpsWatchApp:
@@ -93,8 +97,9 @@ class OpsScreen(WorkerErrors, Screen[None]):
         return self.ops.clock()
 
     def compose(self) -> ComposeResult:
-        yield StatusBar(self.SCREEN_TITLE)
-        yield DbBanner()
+        self._status_bar = StatusBar(self.SCREEN_TITLE, seconds=not self.ops.wall)
+        yield self._status_bar
+        yield self._banner
         yield from self.compose_body()
         if not self.ops.wall:
             yield Footer()
@@ -105,14 +110,28 @@ class OpsScreen(WorkerErrors, Screen[None]):
     def on_mount(self) -> None:
         self.set_class(self.ops.wall, "-wall")
 
-    def on_screen_resume(self) -> None:
+    def on_screen_suspend(self) -> None:
+        self._left_with = self._style_inputs()
+
+    def _on_screen_resume(self, event: events.ScreenResume) -> None:
+        # Textual restyles every widget of a screen on each resume (the wall switches screens
+        # every few seconds). A hidden screen's own class changes restyle it at once and theme
+        # or stylesheet changes restyle every screen, so if the app is styled as when this
+        # screen was left there is nothing to redo.
+        if self._left_with is not None and self._left_with == self._style_inputs():
+            event.refresh_styles = False
         self.receive(self.ops.snapshot, force=False)
+
+    def _style_inputs(self) -> tuple[object, ...]:
+        app = self.app
+        return (app.theme, getattr(app, "_css_update_count", None), frozenset(app.classes), app.app_focus)
 
     def receive(self, snapshot: Snapshot, *, force: bool = False) -> None:
         """Apply ``snapshot`` if this screen is visible and has not shown it yet.
 
-        At most one apply per ``app.apply_interval`` (the wall screen redraws lazily); the
-        newest snapshot of a burst is applied when the interval ends.
+        At most one apply per ``app.apply_interval``: the wall calls this on every clock tick
+        and a newer snapshot waits for the first tick at the end of the interval (half a tick
+        early counts).
         """
         if not self.is_mounted or not self.is_current:
             return
@@ -120,31 +139,27 @@ class OpsScreen(WorkerErrors, Screen[None]):
             self.tick()
             return
         wait = self._last_apply + self.ops.apply_interval - time.monotonic()
-        if wait > 0 and not force:
-            if self._deferred is None:
-                self._deferred = self.set_timer(wait, self._apply_deferred)
+        if wait > CLOCK_SLACK_S and not force:
+            self.tick()
             return
         self._apply(snapshot)
 
-    def _apply_deferred(self) -> None:
-        self._deferred = None
-        self.receive(self.ops.snapshot)
-
     def _apply(self, snapshot: Snapshot) -> None:
-        if not self.query(DbBanner):
+        if not self._banner.is_mounted:
             return
         self._last_apply = time.monotonic()
         with self.app.batch_update():
-            self.query_one(DbBanner).show(snapshot.db)
+            self._banner.show(snapshot.db)
             self.set_class(snapshot.worst_severity is Severity.CRITICAL, "-critical")
             self.tick(snapshot)
             self.apply_snapshot(snapshot)
         self.applied = snapshot
 
     def tick(self, snapshot: Snapshot | None = None) -> None:
+        if not self._status_bar.is_mounted:
+            return
         snap = snapshot or self.ops.snapshot
-        for bar in self.query(StatusBar):
-            bar.show(now=self.now(), updated=snap.taken_at, badges=self.ops.badges())
+        self._status_bar.show(now=self.now(), updated=snap.taken_at, badges=self.ops.badges())
 
     def apply_snapshot(self, snapshot: Snapshot) -> None:
         """Update widgets in place from ``snapshot`` (called inside batch_update)."""

@@ -45,6 +45,10 @@ class EndpointsScreen(OpsScreen):
     SCREEN_TITLE = "Endpoints"
     BINDINGS = [bind("endpoints.history", "enter", "history", "History")]
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._rows: dict[str, tuple[tuple[object, ...], list[Text]]] = {}
+
     def compose_body(self) -> ComposeResult:
         yield PagedTable(id="endpoints-table")
 
@@ -85,7 +89,17 @@ class EndpointsScreen(OpsScreen):
         return [cells[key] for key in self._keys]
 
     def apply_snapshot(self, snapshot: Snapshot) -> None:
-        self.query_one(PagedTable).sync([(e.name, self._cells(e)) for e in snapshot.endpoints])
+        self.query_one(PagedTable).sync([(e.name, self._row(e)) for e in snapshot.endpoints])
+
+    def _row(self, view: EndpointView) -> list[Text]:
+        """Cells of one endpoint, rebuilt only when its view (or the down-for age) changed."""
+        down = fmt_age(age_between(view.down_since, self.now())) if view.down_since else ""
+        key = (view, down, self.palette)
+        cached = self._rows.get(view.name)
+        if cached is None or cached[0] != key:
+            cached = (key, self._cells(view))
+            self._rows[view.name] = cached
+        return cached[1]
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()

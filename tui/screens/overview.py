@@ -2,19 +2,32 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from rich.text import Text
 from textual import events
 from textual.app import ComposeResult
 from textual.containers import Grid, VerticalScroll
 
-from core.snapshot import AlertView, Severity, Snapshot
-from tui.render import age_between, fmt_age, fmt_bytes, fmt_count, fmt_ms, plain, safe, severity_label
+from core.snapshot import AlertView, EndpointView, Severity, Snapshot
+from tui.render import (
+    Palette,
+    age_between,
+    fmt_age,
+    fmt_bytes,
+    fmt_count,
+    fmt_ms,
+    plain,
+    safe,
+    severity_label,
+)
 from tui.screens.base import OpsScreen
-from tui.widgets.endpoint_tile import EndpointTile
+from tui.widgets.endpoint_tile import EndpointTile, Thresholds
 from tui.widgets.gauge import GaugeValue, gauge_text
 from tui.widgets.sparkline_tile import SparkTile
 
 FIRING = ("firing", "flapping")
+TileArgs = tuple[EndpointView, Thresholds, Palette, datetime, str | None]
 TILE_WIDTH = 38
 WALL_TILE_WIDTH = 52
 
@@ -41,6 +54,9 @@ class OverviewScreen(OpsScreen):
     def __init__(self) -> None:
         super().__init__()
         self._tiles: dict[str, EndpointTile] = {}
+        self._hidden: dict[str, TileArgs] = {}
+        """Updates for tiles scrolled out of view: applied when they may be seen again."""
+        self._scroll = VerticalScroll(id="overview-endpoints")
 
     def compose_body(self) -> ComposeResult:
         with Grid(id="overview-panels"):
@@ -48,8 +64,22 @@ class OverviewScreen(OpsScreen):
             yield SparkTile("Dead letters", id="panel-dlq")
             yield SparkTile("Event failures", spark=True, id="panel-events")
             yield SparkTile("Database", id="panel-db")
-        with VerticalScroll(id="overview-endpoints"):
+        with self._scroll:
             yield Grid(id="endpoint-grid")
+
+    def on_mount(self) -> None:
+        super().on_mount()
+        self.watch(self._scroll, "scroll_y", self._scrolled, init=False)
+
+    def _scrolled(self) -> None:
+        self.call_after_refresh(self._show_hidden)
+
+    def _show_hidden(self) -> None:
+        hidden, self._hidden = self._hidden, {}
+        for name, args in hidden.items():
+            tile = self._tiles.get(name)
+            if tile is not None:
+                tile.show(*args)
 
     def on_resize(self, event: events.Resize) -> None:
         width = event.size.width
@@ -58,6 +88,7 @@ class OverviewScreen(OpsScreen):
             self.set_class(n == columns, f"-cols-{n}")
         self.set_class(width < 100, "-narrow")
         self.set_class(event.size.height < 30, "-short")
+        self.call_after_refresh(self._show_hidden)
 
     def apply_snapshot(self, snapshot: Snapshot) -> None:
         self._sync_tiles(snapshot)
@@ -68,17 +99,25 @@ class OverviewScreen(OpsScreen):
 
     def _sync_tiles(self, snapshot: Snapshot) -> None:
         names = [e.name for e in snapshot.endpoints]
-        if names != list(self._tiles):
+        fresh = names != list(self._tiles)
+        if fresh:
             grid = self.query_one("#endpoint-grid", Grid)
             grid.remove_children()
             self._tiles = {name: EndpointTile(name) for name in names}
+            self._hidden.clear()
             grid.mount_all(self._tiles.values())
         stale = self.stale(snapshot, "probes", self.ops.probe_stale_after)
         now = self.now()
         for view in snapshot.endpoints:
             tile = self._tiles.get(view.name)
-            if tile is not None:
-                tile.show(view, self.ops.thresholds, self.palette, now, stale)
+            if tile is None:
+                continue
+            args: TileArgs = (view, self.ops.thresholds, self.palette, now, stale)
+            # a tile out of view is not drawn: updating it would only cost a re-layout
+            if fresh or self.can_view_partial(tile):
+                tile.show(*args)
+            else:
+                self._hidden[view.name] = args
 
     def _show_alerts(self, snapshot: Snapshot) -> None:
         now = self.now()

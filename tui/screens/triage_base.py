@@ -35,6 +35,8 @@ from tui.widgets.prompt_modal import PromptModal
 from tui.widgets.text_view import FULL_VIEW_LIMIT, TextViewModal, full_view_text
 
 PAGE_SIZE = 50
+_RELOAD = object()
+"""Summary key of a page fetched before the first snapshot with a backlog summary: reload on show."""
 DETAIL_DEBOUNCE_S = 0.06
 SORTS = (Sort.NEWEST, Sort.OLDEST, Sort.MOST_RETRIES)
 
@@ -168,13 +170,36 @@ class TriageScreen(OpsScreen):
                 yield PayloadView(id="payload-view")
 
     def on_mount(self) -> None:
+        if not self.query("#triage-table"):  # a pre-built screen torn down by a quick quit
+            return
         table = self.table
         table.add_column(" ", key="sel", width=1)
         for key, label, width in self.COLUMNS:
             table.add_column(label, key=key, width=width)
         table.focus()
         self._show_filter()
-        self.load_page(None)
+        if self.is_current:
+            self.load_page(None)
+        else:
+            self._prefetch()
+
+    @work(exclusive=True, group="page", exit_on_error=False)
+    async def _prefetch(self) -> None:
+        """First page for a screen built before its first visit (also warms a pool connection).
+
+        Quiet: a failure only means the visit loads it. The page is drawn into the table now;
+        the first visit re-checks ages and reloads if the backlog changed meanwhile.
+        """
+        key = self.summary_key(self.ops.snapshot)
+        try:
+            page = await self.fetch_page(None)
+        except Exception:
+            self._summary_key = _RELOAD
+            return
+        self._summary_key = _RELOAD if key is None else key
+        self.page = page
+        self.page_loads += 1
+        self._render_page()
 
     def on_resize(self, event: events.Resize) -> None:
         self.set_class(event.size.width < 120, "-narrow")
@@ -185,8 +210,9 @@ class TriageScreen(OpsScreen):
         key = self.summary_key(snapshot)
         if key != self._summary_key:
             first = self._summary_key is None
+            prefetched = self._summary_key is _RELOAD
             self._summary_key = key
-            if not first and self.page is not None:
+            if prefetched or (not first and self.page is not None):
                 self.load_page(self.cursor, keep_cursor=True)
                 return
         self._render_page(keep_cursor=True)

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import ClassVar
 
+from rich.console import RenderableType
 from rich.text import Text
-from textual.app import ComposeResult
-from textual.containers import Vertical
-from textual.widgets import Sparkline, Static
+from textual.renderables.sparkline import Sparkline as SparklineRenderable
+from textual.strip import Strip
+from textual.visual import Visual, visualize
+from textual.widget import Widget
 
 from core.config import AlertRule
 from core.snapshot import EndpointState, EndpointView, Severity
 from tui.render import (
+    DEFAULT_PALETTE,
     Palette,
     age_between,
     fmt_age,
@@ -24,7 +28,7 @@ from tui.render import (
     state_label,
     state_severity,
 )
-from tui.widgets.gauge import Gauge, GaugeValue
+from tui.widgets.gauge import GaugeValue, gauge_text
 
 
 @dataclass(frozen=True)
@@ -53,38 +57,40 @@ def tile_severity(view: EndpointView, t: Thresholds) -> Severity:
     return state_severity(view.state)
 
 
-class EndpointTile(Vertical):
+class EndpointTile(Widget):
+    """One widget, not a container of five: the overview shows 50 of these, and every widget
+    costs on each redraw, style pass and screen switch. Lines from the top: title, latency,
+    uptime, error gauge, sparkline; uptime and gauge are left out when the tile is 3 lines high."""
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "endpoint-tile--title",
+        "endpoint-tile--spark-min",
+        "endpoint-tile--spark-max",
+    }
     DEFAULT_CSS = """
     EndpointTile { height: auto; }
-    EndpointTile > Static { height: 1; width: 1fr; }
-    EndpointTile > Sparkline { height: 1; }
+    EndpointTile > .endpoint-tile--title { text-style: bold; }
+    EndpointTile > .endpoint-tile--spark-max { color: $primary; }
+    EndpointTile > .endpoint-tile--spark-min { color: $primary 30%; }
     """
 
     def __init__(self, name: str, *, id: str | None = None) -> None:
         super().__init__(id=id, classes="tile endpoint-tile")
         self.endpoint = name
         self._key: tuple[object, ...] | None = None
-        self._ready = False
-        self._pending: tuple[EndpointView, Thresholds, Palette, datetime, str | None] | None = None
+        self._lines: tuple[Text, ...] = (safe(name, 60),)
+        self._gauge: GaugeValue | None = None
+        self._history: tuple[float, ...] = ()
+        self._strips: dict[int, tuple[object, Strip]] = {}
 
-    def compose(self) -> ComposeResult:
-        yield Static(safe(self.endpoint, 60), classes="tile-title")
-        yield Static(classes="tile-line tile-latency")
-        yield Static(classes="tile-line tile-uptime")
-        yield Gauge(classes="tile-gauge")
-        yield Sparkline([], classes="tile-spark")
-
-    def on_mount(self) -> None:
-        self._ready = True
-        if self._pending is not None:
-            self.show(*self._pending)
+    @property
+    def shown(self) -> bool:
+        """True once a view has been shown."""
+        return self._key is not None
 
     def show(
         self, view: EndpointView, t: Thresholds, palette: Palette, now: datetime, stale: str | None
     ) -> None:
-        if not self._ready:
-            self._pending = (view, t, palette, now, stale)
-            return
         now_age = fmt_age(age_between(view.down_since, now)) if view.state is EndpointState.DOWN else ""
         key = (view, t, palette, stale, now_age)
         if key == self._key:
@@ -104,25 +110,83 @@ class EndpointTile(Vertical):
             title.append(f" {now_age}")
         if stale is not None:
             title.append(f"  STALE {stale}", style="reverse")
-        self.query_one(".tile-title", Static).update(title, layout=False)
-        self.query_one(".tile-latency", Static).update(
-            plain(f"now {fmt_ms(view.last_latency_ms)}  p95 {fmt_ms(view.p95_ms)}"), layout=False
-        )
-        self.query_one(".tile-uptime", Static).update(
+        lines = (
+            title,
+            plain(f"now {fmt_ms(view.last_latency_ms)}  p95 {fmt_ms(view.p95_ms)}"),
             plain(f"up 24h {fmt_ratio_pct(view.uptime_24h, 2)}  err {fmt_ratio_pct(view.error_rate)}"),
-            layout=False,
         )
-        self.query_one(Gauge).set_value(
-            GaugeValue(
-                "err",
-                None if view.error_rate is None else view.error_rate * 100,
-                t.error_warning,
-                t.error_critical,
-                maximum=max(20.0, (t.error_critical or 10.0) * 1.5),
-                unit="%",
-            )
+        gauge = GaugeValue(
+            "err",
+            None if view.error_rate is None else view.error_rate * 100,
+            t.error_warning,
+            t.error_critical,
+            maximum=max(20.0, (t.error_critical or 10.0) * 1.5),
+            unit="%",
         )
-        self.query_one(Sparkline).data = list(view.latency_history[-60:]) or [0.0]
+        history = view.latency_history[-60:]
+        if (lines, gauge, history) != (self._lines, self._gauge, self._history):
+            self._lines, self._gauge, self._history = lines, gauge, history
+            self.refresh()
+
+    def render_line(self, y: int) -> Strip:
+        """Line ``y`` of the content; a line is rebuilt only when what it shows changed."""
+        width, height = self.size
+        style = self.visual_style
+        sources = self._sources(height)
+        if y >= len(sources) or width <= 0:
+            return Strip.blank(width, style.rich_style)
+        key, build = sources[y]
+        token = (key, width, style)
+        cached = self._strips.get(y)
+        if cached is not None and cached[0] == token:
+            return cached[1]
+        content = build(width)
+        if isinstance(content, Text):
+            content.truncate(width, overflow="ellipsis")
+        strips = Visual.to_strips(self, visualize(self, content), width, 1, style)
+        strip = strips[0] if strips else Strip.blank(width, style.rich_style)
+        self._strips[y] = (token, strip)
+        return strip
+
+    def _sources(self, height: int) -> list[tuple[object, Callable[[int], RenderableType]]]:
+        """(what the line depends on, how to build it) for each line, top to bottom."""
+        lines = self._lines
+        title_style = self.get_component_rich_style("endpoint-tile--title", partial=True)
+
+        def title(_width: int) -> Text:
+            text = lines[0].copy()
+            text.stylize_before(title_style)
+            return text
+
+        rows: list[tuple[object, Callable[[int], RenderableType]]] = [((lines[0], title_style), title)]
+        if len(lines) == 1:
+            return rows
+        rows.append((lines[1], lambda _w: lines[1].copy()))
+        if height >= 5:
+            rows.append((lines[2], lambda _w: lines[2].copy()))
+            gauge = self._gauge
+            if gauge is not None:
+                palette = getattr(self.app, "palette", DEFAULT_PALETTE)
+                rows.append(((gauge, palette), lambda w: gauge_text(gauge, w, palette)))
+        spark_colors = (
+            self.get_component_rich_style("endpoint-tile--spark-min"),
+            self.get_component_rich_style("endpoint-tile--spark-max"),
+        )
+        rows.append(((self._history, spark_colors), self._sparkline))
+        return rows
+
+    def _sparkline(self, width: int) -> RenderableType:
+        _, base = self.background_colors
+        low = base + self.get_component_styles("endpoint-tile--spark-min").color
+        high = base + self.get_component_styles("endpoint-tile--spark-max").color
+        return SparklineRenderable(
+            list(self._history) or [0.0],
+            width=width,
+            height=1,
+            min_color=low.rich_color,
+            max_color=high.rich_color,
+            summary_function=max,
+        )
 
 
 def thresholds_from_rules(rules: Iterable[AlertRule]) -> Thresholds:

@@ -19,6 +19,7 @@ from rich.text import Text
 from textual.binding import BindingType
 from textual.message import Message
 from textual.widgets import DataTable
+from textual.widgets.data_table import ColumnKey
 
 from tui.keymap import bind
 from tui.widgets.fast_table import FastTable
@@ -111,6 +112,7 @@ class PagedTable(FastTable):
         self._ids = [key for key, _ in rows]
         existing = self.row_count
         columns = [c.key for c in self.ordered_columns]
+        changed: list[tuple[str, ColumnKey, Text]] = []
         for index, (_, cells) in enumerate(rows):
             position = str(index)
             if index >= existing:
@@ -118,7 +120,8 @@ class PagedTable(FastTable):
                 continue
             for column, old, new in zip(columns, self.get_row(position), cells, strict=False):
                 if old != new:
-                    self.update_cell(position, column, new)
+                    changed.append((position, column, new))
+        self.update_cells(changed)
         for index in range(existing - 1, len(rows) - 1, -1):
             self.remove_row(str(index))
         target: Any = keep if cursor is None else cursor
@@ -150,11 +153,17 @@ def sync_table(
     old_index = table.cursor_row
     if new_keys == [str(row.key.value) for row in table.ordered_rows]:
         columns = [c.key for c in table.ordered_columns]
-        for key, cells in rows:
-            current = table.get_row(key)
-            for column, old, new in zip(columns, current, cells, strict=False):
-                if old != new:
-                    table.update_cell(key, column, new)
+        changed = [
+            (key, column, new)
+            for key, cells in rows
+            for column, old, new in zip(columns, table.get_row(key), cells, strict=False)
+            if old != new
+        ]
+        if isinstance(table, FastTable):
+            table.update_cells(changed)
+        else:
+            for key, column, new in changed:
+                table.update_cell(key, column, new)
     else:
         table.clear()
         for key, cells in rows:

@@ -26,14 +26,18 @@ class SparkTile(Vertical):
         super().__init__(id=id, classes="tile panel-tile")
         self._title = title
         self._spark = spark
-        self._key: object = None
+        self._key: tuple[object, ...] = (None, None, None, None, None)
+        self._title_widget = Static(plain(title), classes="tile-title")
+        self._big = Digits("", classes="tile-big")
+        self._body = Static(classes="tile-body")
+        self._sparkline = Sparkline([0.0], classes="tile-spark")
 
     def compose(self) -> ComposeResult:
-        yield Static(plain(self._title), classes="tile-title")
-        yield Digits("", classes="tile-big")
-        yield Static(classes="tile-body")
+        yield self._title_widget
+        yield self._big
+        yield self._body
         if self._spark:
-            yield Sparkline([0.0], classes="tile-spark")
+            yield self._sparkline
 
     def show(
         self,
@@ -46,17 +50,21 @@ class SparkTile(Vertical):
     ) -> None:
         """``big`` is the headline number, drawn in large digits on the wall screen."""
         key = (body, severity, tuple(trend or ()), stale, big)
-        if key == self._key:
+        old = self._key
+        if key == old:
             return
         self._key = key
         for sev in Severity:
             self.set_class(sev is severity, f"-{sev.value}")
         self.set_class(stale is not None, "-stale")
-        title = plain(self._title, "bold")
-        if stale is not None:
-            title.append(f"  STALE {stale}", style="reverse")
-        self.query_one(".tile-title", Static).update(title, layout=False)
-        self.query_one(".tile-body", Static).update(body, layout=False)
-        self.query_one(Digits).update(big)
-        if self._spark and trend is not None:
-            self.query_one(Sparkline).data = list(trend) or [0.0]
+        if stale != old[3] or old[0] is None:
+            title = plain(self._title, "bold")
+            if stale is not None:
+                title.append(f"  STALE {stale}", style="reverse")
+            self._title_widget.update(title, layout=False)
+        if body != old[0]:
+            self._body.update(body, layout=False)
+        if big != old[4]:
+            self._big.update(big)
+        if self._spark and trend is not None and key[2] != old[2]:
+            self._sparkline.data = list(trend) or [0.0]

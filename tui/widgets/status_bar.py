@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal
 from textual.widgets import Static
 
-from tui.render import fmt_clock, plain
+from tui.render import fmt_clock, fmt_hhmm, plain
 
 
 class StatusBar(Horizontal):
@@ -20,28 +20,31 @@ class StatusBar(Horizontal):
     StatusBar > #status-clock { width: 28; text-align: right; }
     """
 
-    def __init__(self, title: str) -> None:
+    def __init__(self, title: str, *, seconds: bool = True) -> None:
+        """``seconds=False`` (the wall): the clock shows minutes, so it redraws once a minute."""
         super().__init__(id="status-bar")
         self._title = title
+        self._clock_format = fmt_clock if seconds else fmt_hhmm
         self._state: tuple[object, ...] | None = None
         self._badges: tuple[str, ...] | None = None
+        self._badges_widget = Static(id="status-badges")
+        self._clock = Static(id="status-clock")
 
     def compose(self) -> ComposeResult:
         yield Static(plain(f"opswatch · {self._title}"), id="status-title")
-        yield Static(id="status-badges")
-        yield Static(id="status-clock")
+        yield self._badges_widget
+        yield self._clock
 
     def show(self, *, now: datetime, updated: datetime | None, badges: tuple[str, ...]) -> None:
-        state = (fmt_clock(now), fmt_clock(updated), badges)
+        state = (self._clock_format(now), fmt_clock(updated), badges)
         if state == self._state:
             return
         self._state = state
-        badge_text = Text(end="")
-        for badge in badges:
-            badge_text.append(f" {badge} ", style="reverse")
-            badge_text.append(" ")
-        badges_widget = self.query_one("#status-badges", Static)
         if badges != self._badges:
             self._badges = badges
-            badges_widget.update(badge_text)
-        self.query_one("#status-clock", Static).update(plain(f"updated {state[1]}  {state[0]}"), layout=False)
+            badge_text = Text(end="")
+            for badge in badges:
+                badge_text.append(f" {badge} ", style="reverse")
+                badge_text.append(" ")
+            self._badges_widget.update(badge_text)
+        self._clock.update(plain(f"updated {state[1]}  {state[0]}"), layout=False)
