@@ -105,7 +105,6 @@ class Monitor:
             sorted({r.metric for r in config.alerts.rules if r.metric.startswith("endpoint.")})
         )
         self._masked_urls = {s.name: mask_url(s.url) for s in self.specs}
-        self._views: dict[str, tuple[tuple[object, ...], EndpointView]] = {}
         self._changed: set[str] = set()  # endpoints with new samples since the last rule pass
         self.snapshot = Snapshot(taken_at=clock(), read_only=self.read_only)
         self._tables_changed = asyncio.Event()
@@ -405,15 +404,6 @@ class Monitor:
         )
 
     def _view(self, spec: ProbeSpec, now: datetime) -> EndpointView:
-        """The endpoint's view, rebuilt only when it can differ from the last one: snapshots are
-        built several times a second, an endpoint gets a sample every few seconds."""
-        window = self.windows[spec.name]
-        # a view reads the samples (version), the uptime buckets (they roll over on minute marks)
-        # and the window statistics (a new object once a sample has left the window)
-        key = (window._version, int(now.timestamp() // 60), window._stats(now))
-        cached = self._views.get(spec.name)
-        if cached is not None and cached[0] == key:
-            return cached[1]
-        view = window.view(name=spec.name, url=self._masked_urls[spec.name], service=spec.service, now=now)
-        self._views[spec.name] = (key, view)
-        return view
+        return self.windows[spec.name].view(
+            name=spec.name, url=self._masked_urls[spec.name], service=spec.service, now=now
+        )

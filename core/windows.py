@@ -132,6 +132,7 @@ class EndpointWindow:
         self.down_since: datetime | None = None
         self._version = 0
         self._cache: tuple[int, float, _Stats] | None = None
+        self._view_cache: tuple[tuple[object, ...], EndpointView] | None = None
 
     # -- input ---------------------------------------------------------------------------------
 
@@ -238,11 +239,19 @@ class EndpointWindow:
         return tuple(self._failures)
 
     def view(self, *, name: str, url: str, service: str, now: datetime | None = None) -> EndpointView:
-        """``url`` must already be masked for display."""
+        """``url`` must already be masked for display.
+
+        Cached: snapshots are built several times a second, an endpoint gets a sample every few
+        seconds. The view depends on the samples (version), the uptime buckets (they roll over on
+        minute marks) and the window statistics (a new object once a sample leaves the window).
+        """
         now = now or self._clock()
         stats = self._stats(now)
+        key = (name, url, service, self._version, int(now.timestamp() // 60), stats)
+        if self._view_cache is not None and self._view_cache[0] == key:
+            return self._view_cache[1]
         last = self.last
-        return EndpointView(
+        view = EndpointView(
             name=name,
             url=url,
             service=service,
@@ -262,6 +271,8 @@ class EndpointWindow:
             latency_history=tuple(self._history),
             samples_in_window=stats.count,
         )
+        self._view_cache = (key, view)
+        return view
 
     def _stats(self, now: datetime | None) -> _Stats:
         now_ts = (now or self._clock()).timestamp()
