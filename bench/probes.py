@@ -39,6 +39,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from core.http_client import HttpClient
 from core.probes import ProbeSample, ProbeScheduler, ProbeSpec
 from core.windows import EndpointWindow, quantile
 
@@ -336,6 +337,12 @@ async def compare_clients(base: str, n: int, rounds: int = 3, in_flight: int = 1
     results.append(await measure("httpx.AsyncClient", plain.get, plain.aclose))
     bridged = httpx.AsyncClient(timeout=5, transport=AiohttpTransport())
     results.append(await measure("httpx over aiohttp transport", bridged.get, bridged.aclose))
+    probe_client = HttpClient(max_connections=200)
+
+    async def probe_get(url: str) -> None:
+        await probe_client.request("GET", url, headers=None, timeout_s=5.0)
+
+    results.append(await measure("opswatch HttpClient (core.http1)", probe_get, probe_client.close))
     return results
 
 

@@ -1,9 +1,11 @@
-"""The probes' HTTP transport: long-lived aiohttp sessions and error classification.
+"""The probes' HTTP transport and error classification.
 
-aiohttp is used directly rather than httpx: on loopback, 100 requests in flight, a plain
-``httpx.AsyncClient`` measured ~3.1 ms of CPU per request, httpx over an aiohttp
-transport ~0.34 ms and aiohttp alone ~0.15 ms (``python -m bench.probes --clients``,
-bench/README.md). The budget is 0.3 ms per probe including scheduling and statistics.
+On loopback, 100 requests in flight, a plain ``httpx.AsyncClient`` measured ~3.1 ms of CPU
+per request, httpx over an aiohttp transport ~0.34 ms, aiohttp alone ~0.15 ms and the lean
+keep-alive client of :mod:`core.http1` (pre-built requests, httptools parser) ~0.05 ms
+(``python -m bench.probes --clients``, bench/README.md). The budget is 0.3 ms per probe
+including scheduling and statistics, so ordinary probes take the lean path; redirects and
+credentials in the URL go through aiohttp, which handles them fully.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Literal
 import aiohttp
 from yarl import URL
 
+from core.http1 import Http1Client, InvalidRequest, MalformedResponse, ServerDisconnected
 from core.safe_text import display_text
 
 __all__ = ["MAX_BODY_BYTES", "ErrorKind", "HttpClient", "HttpResult", "classify_error"]
@@ -38,7 +41,8 @@ class HttpResult:
 
 
 class HttpClient:
-    """One connection pool for all probes, plus a lazily created one for ``verify_tls=False``.
+    """Pooled keep-alive connections for all probes: the lean HTTP/1.1 client, plus aiohttp
+    sessions (one per ``verify_tls``, created on first use) for what the lean one does not do.
 
     ``keepalive_s`` stays below Node's default ``keepAliveTimeout`` (5 s) so a probe never
     reuses a connection the server is about to close. ``resolver`` is injectable for tests.
@@ -59,6 +63,13 @@ class HttpClient:
         self._sessions: dict[bool, aiohttp.ClientSession] = {}
         self._timeouts: dict[float, aiohttp.ClientTimeout] = {}
         self._urls: dict[str, URL] = {}
+        self._lean = Http1Client(
+            user_agent=_USER_AGENT,
+            keepalive_s=keepalive_s,
+            dns_cache_s=dns_cache_s,
+            max_body=MAX_BODY_BYTES,
+            resolver=resolver,
+        )
 
     def _session(self, verify_tls: bool) -> aiohttp.ClientSession:
         session = self._sessions.get(verify_tls)
@@ -106,12 +117,30 @@ class HttpClient:
     ) -> HttpResult:
         """Send one request and read (at most :data:`MAX_BODY_BYTES` of) the body.
 
-        Raises whatever aiohttp raises (and ``asyncio.TimeoutError``); see :func:`classify_error`.
+        Raises what the transport raises (and ``TimeoutError``); see :func:`classify_error`.
         """
+        parsed = self._url(url)
+        if follow_redirects or parsed.user is not None or parsed.scheme not in ("http", "https"):
+            return await self._via_aiohttp(method, parsed, headers, timeout_s, verify_tls, follow_redirects)
+        async with asyncio.timeout(timeout_s):
+            result = await self._lean.request(
+                method, parsed, headers.items() if headers else (), verify_tls=verify_tls
+            )
+        return HttpResult(result.status, result.body)
+
+    async def _via_aiohttp(
+        self,
+        method: str,
+        url: URL,
+        headers: Mapping[str, str] | None,
+        timeout_s: float,
+        verify_tls: bool,
+        follow_redirects: bool,
+    ) -> HttpResult:
         session = self._session(verify_tls)
         async with session.request(
             method,
-            self._url(url),
+            url,
             headers=headers,
             timeout=self._timeout(timeout_s),
             allow_redirects=follow_redirects,
@@ -121,6 +150,7 @@ class HttpClient:
             return HttpResult(response.status, body)
 
     async def close(self) -> None:
+        await self._lean.close()
         sessions, self._sessions = list(self._sessions.values()), {}
         for session in sessions:
             await session.close()
@@ -147,16 +177,22 @@ def classify_error(exc: BaseException, timeout_s: float | None = None) -> tuple[
     """Map a transport exception to an outcome class and a short, secret-free message."""
     if isinstance(exc, asyncio.TimeoutError | aiohttp.ServerTimeoutError):
         return "timeout", f"timed out after {timeout_s:g} s" if timeout_s else "timed out"
-    if isinstance(exc, aiohttp.ClientConnectorDNSError) or _os_error(exc, socket.gaierror):
+    if isinstance(exc, aiohttp.ClientConnectorDNSError | socket.gaierror) or _os_error(exc, socket.gaierror):
         return "dns", "DNS lookup failed"
     if isinstance(exc, aiohttp.ClientConnectorCertificateError):
         return "tls", _short(f"TLS certificate error: {_ssl_reason(exc.certificate_error)}")
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return "tls", _short(f"TLS certificate error: {_ssl_reason(exc)}")
     if isinstance(exc, aiohttp.ClientSSLError | ssl.SSLError) or _os_error(exc, ssl.SSLError):
         return "tls", _short(f"TLS error: {_ssl_reason(exc)}")
     if _refused(exc):
         return "connect_refused", "connection refused"
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
+    if isinstance(exc, aiohttp.ServerDisconnectedError | ServerDisconnected):
         return "other", "server closed the connection"
+    if isinstance(exc, MalformedResponse):
+        return "other", _short(f"bad response: {exc}")
+    if isinstance(exc, InvalidRequest):
+        return "other", _short(str(exc))
     if isinstance(exc, aiohttp.TooManyRedirects):
         return "other", "too many redirects"
     if isinstance(exc, aiohttp.ClientPayloadError):
