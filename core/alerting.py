@@ -568,6 +568,7 @@ class _LeaseLost(Exception):
 # --------------------------------------------------------------------------- engine
 
 _STATE_ORDER = {"firing": 0, "flapping": 1, "pending": 2, "resolved": 3}
+_REACHABILITY_METRICS = frozenset({"db.unreachable", "db.down_for"})
 
 
 class AlertEngine:
@@ -582,9 +583,16 @@ class AlertEngine:
         clock: Clock = _utcnow,
         notifiers: Mapping[str, Notifier] | None = None,
         on_enqueued: Callable[[], None] | None = None,
+        announce_unreachable_at_start: bool = False,
     ) -> None:
+        """``announce_unreachable_at_start``: this instance is the designated agent (``opswatch run``)
+        and announces a database it could never reach, directly (see :meth:`evaluate`)."""
         self.db = db
         self.config = config
+        self.announce_unreachable_at_start = announce_unreachable_at_start
+        self._reachability_rules = frozenset(
+            r.name for r in config.alerts.rules if r.metric in _REACHABILITY_METRICS
+        )
         self.instance_id = instance_id
         self.clock = clock
         self.on_enqueued = on_enqueued
@@ -662,7 +670,12 @@ class AlertEngine:
         self._values.update(values)
         try:
             if not self._loaded:
+                decided_offline = {k: self._records[k] for k in self._offline_changed}
                 await self.load()
+                # started during an outage and announced it: what was decided since is newer
+                # than anything stored before the outage, so the resolved message follows
+                self._records.update(decided_offline)
+                self._count_pending()
             status = await self.lease.tick()
             if self.degraded:
                 return await self._recover(status.leader, status.version, values, now)
@@ -675,12 +688,17 @@ class AlertEngine:
                 return []
             return await self._commit(plan, values, now)
         except DatabaseUnavailable:
-            if not (self._loaded and self.lease.status.leader):
-                raise
-            return self._evaluate_offline(values, now)
+            if self._loaded and self.lease.status.leader:
+                return self._evaluate_offline(values, now)
+            if not self._loaded and self.announce_unreachable_at_start:
+                # Nobody can have been evaluating (no state, no lease): only the database's own
+                # reachability rules are decided, so no endpoint alert is announced twice.
+                reachability = {k: v for k, v in values.items() if k[0] in self._reachability_rules}
+                return self._evaluate_offline(reachability, now)
+            raise
 
     def _evaluate_offline(self, values: Mapping[Key, float], now: datetime) -> list[Transition]:
-        """The evaluating instance lost the database: keep deciding in memory, send directly."""
+        """The database is unreachable and this instance decides: in memory, sent directly."""
         if not self._offline_changed:
             logger.warning("database unreachable: evaluating alerts in memory, notifying directly")
         plan = self._planner.plan(self._records, self._silences, values, now)

@@ -75,7 +75,10 @@ class Monitor:
         clock: Clock = _utcnow,
         probes_enabled: bool = True,
         deliver: bool = True,
+        agent: bool = False,
     ) -> None:
+        """``agent``: the headless agent (``opswatch run``), which announces a database that was
+        unreachable from the start; consoles and wall screens leave that to it."""
         self.config = config
         self.db = db
         self.read_only = read_only or config.ui.read_only
@@ -86,7 +89,12 @@ class Monitor:
         self.triage = TriageService(db, config, actor=self.actor, read_only=self.read_only)
         self.alerts = AlertActions(db, config, actor=self.actor, read_only=self.read_only)
         self.engine = AlertEngine(
-            db, config, instance_id=self.instance_id, clock=clock, on_enqueued=self._wake_deliverer
+            db,
+            config,
+            instance_id=self.instance_id,
+            clock=clock,
+            on_enqueued=self._wake_deliverer,
+            announce_unreachable_at_start=agent and not self.read_only,
         )
         self.deliverer: Deliverer | None = None
         if deliver:
@@ -352,7 +360,11 @@ class Monitor:
 
     async def _evaluate(self, names: Collection[str] | None = None) -> None:
         if not self._restored:  # started during an outage: load persisted state before deciding
-            await self._restore()
+            try:
+                await self._restore()
+            except DatabaseUnavailable:
+                if not self.engine.announce_unreachable_at_start:
+                    raise
         if await self.engine.evaluate(self.metric_samples(names), self.clock()):
             self._mark_dirty()
 

@@ -653,6 +653,59 @@ async def test_database_unreachable_is_announced_without_the_database(
     assert [tuple(r) for r in history] == [("ok", "firing"), ("firing", "resolved")]
 
 
+async def test_an_agent_started_during_an_outage_announces_it_once_and_resolves_it(
+    db: Database, db_dsn: str, sink: WebhookSink, clock: Clock
+) -> None:
+    """opswatch (agent and a console) restarts while the database is already gone: nobody holds
+    state or the lease, yet the team must hear that the database is unreachable."""
+    link = CuttableLink(db_dsn)
+    link.down = True
+    via_link = Database(await link.start(), PoolSettings(min_size=1, max_size=2, connect_timeout_s=1))
+    config = make_config(sink, api_for=0)
+    console = AlertEngine(via_link, config, instance_id="console", clock=clock)
+    agent = AlertEngine(
+        via_link, config, instance_id="agent", clock=clock, announce_unreachable_at_start=True
+    )
+    deliverer = Deliverer(via_link, config, instance_id="agent", offline=agent.offline)
+    # ep0 is down too, but its state before the restart is unknown: only the database is decided
+    outage = [MetricSample("db.unreachable", "", 1.0), *down(0)]
+    try:
+        with pytest.raises(DatabaseUnavailable):
+            await console.evaluate(outage, clock.at(0))
+        moved = await agent.evaluate(outage, clock.at(0))
+        assert [(t.rule, t.to_state) for t in moved] == [("db-unreachable", "firing")]
+        assert await deliverer.deliver_offline() == 1
+        assert headers(sink.received) == [":red_circle: CRITICAL: db-unreachable"]
+        assert await agent.evaluate(outage, clock.at(10)) == []  # announced once
+        link.down = False
+        moved = []
+        for n in range(100):
+            moved += await agent.evaluate([MetricSample("db.unreachable", "", 0.0)], clock.at(20 + n))
+            if not agent.degraded:
+                break
+            await asyncio.sleep(0.1)
+        assert not agent.degraded and agent.is_leader
+        assert [(t.rule, t.from_state, t.to_state) for t in moved] == [
+            ("db-unreachable", "firing", "resolved")
+        ]
+        await deliverer.deliver_due()
+    finally:
+        await deliverer.stop()
+        await via_link.close()
+        await link.stop()
+    assert headers(sink.received) == [
+        ":red_circle: CRITICAL: db-unreachable",
+        ":white_check_mark: RESOLVED: db-unreachable",
+    ]
+    rows = await db.fetch("SELECT kind, status FROM opswatch.notification_outbox ORDER BY id")
+    assert [tuple(r) for r in rows] == [("firing", "delivered"), ("resolved", "delivered")]
+    history = await db.fetch("SELECT rule, from_state, to_state FROM opswatch.alert_history ORDER BY id")
+    assert [tuple(r) for r in history] == [
+        ("db-unreachable", "ok", "firing"),
+        ("db-unreachable", "firing", "resolved"),
+    ]
+
+
 async def test_followers_stay_quiet_while_the_database_is_away(
     db: Database, sink: WebhookSink, clock: Clock
 ) -> None:

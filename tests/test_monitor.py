@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 
-from core.db import Database
+from core.config import Config
+from core.db import Database, PoolSettings
 from core.monitor import Monitor
 from core.snapshot import Snapshot
+from tests.servers import WebhookSink
 from tests.test_triage_support import add_dlq, reset_app, seed_base, triage_config
 
 
@@ -41,3 +44,39 @@ async def test_new_dead_letter_reaches_the_snapshot_within_a_second(database: Da
         assert monitor.watcher.mode in ("poll", "notify")
     finally:
         await monitor.stop()
+
+
+async def test_only_the_agent_announces_a_database_unreachable_since_start() -> None:
+    """Agent and console both start while the database is gone: one Slack message, from the agent."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed = s.getsockname()[1]
+    async with WebhookSink() as sink:
+        config = Config.model_validate({
+            "database": {"dsn": f"postgresql://ops:secret@127.0.0.1:{closed}/pos"},
+            "ui": {"refresh_interval": 0.2},
+            "alerts": {"evaluation_interval": 0.2, "group_wait": 0, "rules": [
+                {"name": "db-unreachable", "metric": "db.unreachable", "critical": 0, "for": 0.5},
+            ]},
+            "notifications": {"slack": {"webhooks": {"critical": sink.url("crit")}, "timeout": 2}},
+        })  # fmt: skip
+        monitors = []
+        for agent in (True, False):
+            db = Database(config.database.dsn, PoolSettings(connect_timeout_s=0.5))
+            monitors.append(Monitor(config, db, agent=agent))
+        for monitor in monitors:
+            await monitor.start()
+        try:
+            for _ in range(100):
+                if sink.received:
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(1.0)  # time for a second (wrong) announcement to show up
+        finally:
+            for monitor in monitors:
+                await monitor.stop()
+                await monitor.db.close()
+    assert [r.body["blocks"][0]["text"]["text"] for r in sink.received] == [
+        ":red_circle: CRITICAL: db-unreachable"
+    ]
+    assert "secret" not in str(sink.received[0].body)

@@ -2,7 +2,8 @@
 
 opswatch keeps its outbox in the monitored PostgreSQL, so "database unreachable" could
 otherwise never be announced. Only the instance that was evaluating when the database went
-away queues here (the others stay quiet, so the team does not get one copy per instance);
+away queues here, or a headless agent that started while it was already gone (for the
+database-reachability rules only); the others stay quiet, so the team gets one copy;
 the Deliverer sends these directly, retrying in memory. Once the database is back the engine
 records what was sent (as delivered) and what was given up on (as dead, resendable), and
 moves what was not tried to the end into the real outbox.

@@ -120,10 +120,11 @@ async def monitored(
     read_only: bool = False,
     log_buffer: LogBuffer | None = None,
     metrics: tuple[str, int] | None = None,
+    agent: bool = False,
 ) -> AsyncIterator[Monitor]:
     """A Monitor on its own pool (not started: the console starts it inside its app), plus /metrics."""
     db = database_for(config, dsn)
-    monitor = Monitor(config, db, read_only=read_only, log_buffer=log_buffer)
+    monitor = Monitor(config, db, read_only=read_only, log_buffer=log_buffer, agent=agent)
     try:
         exporter = await start_exporter(monitor, metrics)
         try:
@@ -151,7 +152,9 @@ async def run_until_stopped(
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    async with monitored(config, dsn, read_only=read_only, log_buffer=log_buffer, metrics=metrics) as monitor:
+    async with monitored(
+        config, dsn, read_only=read_only, log_buffer=log_buffer, metrics=metrics, agent=True
+    ) as monitor:
         logger.bind(endpoints=len(config.endpoints)).info("opswatch agent starting")
         await monitor.start()
         with contextlib.suppress(TimeoutError):
