@@ -172,5 +172,9 @@ class Snapshot:
 
     @property
     def worst_severity(self) -> Severity:
-        firing = [a.severity for a in self.alerts if a.state in ("firing", "flapping") and not a.silenced]
+        firing = [
+            a.severity
+            for a in self.alerts
+            if a.state in ("firing", "flapping") and not a.silenced and a.suppressed_by is None
+        ]
         return max(firing, key=lambda s: s.rank, default=Severity.OK)

@@ -229,3 +229,26 @@ async def test_quit_asks_first_while_a_bulk_action_runs(db_dsn: str) -> None:
             await wait_for(pilot, lambda: cancel.is_set(), what="bulk cancelled on quit")
     finally:
         await db.close()
+
+
+async def test_held_alerts_are_listed_after_live_ones_and_not_counted(db_dsn: str) -> None:
+    """An alert held back by its cause, or silenced, is shown but is not one more critical."""
+    await seed_app_rows(db_dsn)
+    snapshot = fixed_snapshot(critical=True)
+    held_back = replace(snapshot.alerts[0], rule="error-rate", suppressed_by="api-down")
+    silenced = replace(snapshot.alerts[0], scope="pos-api-04", silenced=True)
+    app, _, db = build_app(db_dsn, snapshot=replace(snapshot, alerts=(held_back, silenced, *snapshot.alerts)))
+    try:
+        async with app.run_test(size=(160, 40)) as pilot:
+            screen = app.screen
+            assert isinstance(screen, OverviewScreen)
+            body = screen.query_one("#panel-alerts .tile-body", Static)
+            await wait_for(pilot, lambda: "held" in str(body.render()), what="alerts panel")
+            lines = str(body.render()).splitlines()
+            assert lines[0] == "✖ 1 crit  ▲ 1 warn  … 1 pending  ⏸ 2 held"
+            assert lines[1].startswith("✖ CRITICAL api-down pos-api-02")
+            assert len(lines) == 5  # four alerts fit: the three live ones, then the first held one
+            assert lines[4].startswith("✖ CRITICAL error-rate pos-api-02")
+            assert lines[4].endswith("held by api-down")
+    finally:
+        await db.close()

@@ -35,8 +35,8 @@ def alert_key(alert: AlertView) -> str:
 def _value(alert: AlertView) -> str:
     if alert.value is None:
         return "—"
-    threshold = "" if alert.threshold is None else f" / {alert.threshold:g}"
-    return f"{alert.value:g}{threshold}"
+    threshold = "" if alert.threshold is None else f" / {alert.threshold:.4g}"
+    return f"{alert.value:.4g}{threshold}"  # 13.81 / 10, not 13.8068 / 10
 
 
 def _severity_cell(severity: str | None, screen: OpsScreen) -> Text:
@@ -123,6 +123,9 @@ class AlertsScreen(OpsScreen):
         ack = safe(alert.acknowledged_by, 30) if alert.acknowledged_by else plain("—")
         if alert.silenced:
             ack.append(" silenced")
+        if alert.suppressed_by:
+            ack.append(" held by ")
+            ack.append_text(safe(alert.suppressed_by, 40))
         return [
             sev,
             status_text(alert.state, self.palette),

@@ -45,7 +45,15 @@ def alert_line(alert: AlertView, age: str) -> Text:
         text.append(" ack")
     if alert.silenced:
         text.append(" silenced")
+    if alert.suppressed_by:
+        text.append(" held by ")
+        text.append_text(safe(alert.suppressed_by, 40))
     return text
+
+
+def held(alert: AlertView) -> bool:
+    """Silenced, or held back while its cause fires: shown, but not counted as needing action."""
+    return alert.silenced or alert.suppressed_by is not None
 
 
 class OverviewScreen(OpsScreen):
@@ -123,12 +131,15 @@ class OverviewScreen(OpsScreen):
         now = self.now()
         active = sorted(
             (a for a in snapshot.alerts if a.state in (*FIRING, "pending")),
-            key=lambda a: (a.state not in FIRING, -a.severity.rank, a.since),
+            key=lambda a: (held(a), a.state not in FIRING, -a.severity.rank, a.since),
         )
-        critical = sum(1 for a in active if a.state in FIRING and a.severity is Severity.CRITICAL)
-        warning = sum(1 for a in active if a.state in FIRING and a.severity is Severity.WARNING)
-        pending = sum(1 for a in active if a.state == "pending")
+        live = [a for a in active if not held(a)]
+        critical = sum(1 for a in live if a.state in FIRING and a.severity is Severity.CRITICAL)
+        warning = sum(1 for a in live if a.state in FIRING and a.severity is Severity.WARNING)
+        pending = sum(1 for a in live if a.state == "pending")
         body = plain(f"✖ {critical} crit  ▲ {warning} warn  … {pending} pending")
+        if len(live) < len(active):
+            body.append(f"  ⏸ {len(active) - len(live)} held")
         body.no_wrap = True
         body.overflow = "ellipsis"
         for alert in active[:4]:
