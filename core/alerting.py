@@ -896,6 +896,14 @@ class AlertActions:
         if self.read_only:
             raise ReadOnlyError(f"read-only mode: cannot {what}")
 
+    def stranded(self, entry: OutboxEntry) -> bool:
+        """A pending or dead row queued for a destination this configuration does not have for its
+        route (a webhook URL changed since): no instance with this configuration will send it."""
+        if entry.status not in ("pending", "dead") or entry.target is None:
+            return False
+        current = {route: t for n in self._notifiers.values() for route, t in n.targets().items()}
+        return current.get(entry.route) != entry.target
+
     async def acknowledge(self, rule: str, scope: str = "") -> ActionResult:
         """Stop repeats of a pending or firing alert until it resolves."""
         self._writable("acknowledge alerts")
@@ -1007,18 +1015,25 @@ class AlertActions:
             )
         return result
 
-    async def resend(self, outbox_id: int) -> ActionResult:
-        """Re-queue a dead-lettered notification (attempts start again)."""
+    async def resend(self, outbox_id: int, *, retarget: bool = False) -> ActionResult:
+        """Re-queue a dead-lettered notification (attempts start again); with ``retarget`` also a
+        pending one, and either goes to its route's current destination (see :func:`requeue`)."""
         self._writable("resend notifications")
         target = f"notification #{outbox_id}"
         async with self.db.transaction() as conn:
-            previous = await requeue(conn, outbox_id)
-            if previous is None:
+            found = await requeue(conn, outbox_id, retarget=retarget)
+            if found is None:
                 raise ValueError(f"no notification #{outbox_id} in the outbox")
-            if previous == "dead":
-                result = ActionResult("applied", f"re-queued {target}", target, outbox_id)
+            previous, fingerprint = found
+            if previous == "dead" or (retarget and previous == "pending"):
+                where = " to the route's current destination" if retarget else ""
+                result = ActionResult("applied", f"re-queued {target}{where}", target, outbox_id)
             else:
-                result = ActionResult("skipped", f"{target} is {previous}, not dead", target, outbox_id)
+                wanted = "pending or dead" if retarget else "dead"
+                result = ActionResult("skipped", f"{target} is {previous}, not {wanted}", target, outbox_id)
+            detail: dict[str, object] = {"from": previous}
+            if retarget:
+                detail |= {"retarget": True, "previous_target": fingerprint}
             await write_audit(
                 conn,
                 actor=self.actor,
@@ -1026,7 +1041,7 @@ class AlertActions:
                 target_kind="notification",
                 target_ids=[outbox_id],
                 outcome=result.outcome,
-                detail={"from": previous},
+                detail=detail,
             )
         return result
 

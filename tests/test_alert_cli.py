@@ -166,3 +166,28 @@ async def test_silence_and_ack_commands(
     assert capsys.readouterr().out.strip() == "applied: cancelled silence #1"
     assert await run_cli("alert", "ack", "api-down", "ep0", "--config", config) == 0
     assert capsys.readouterr().out.strip() == "skipped: api-down/ep0 is not active; nothing to acknowledge"
+
+
+async def test_outbox_marks_a_stranded_row_and_resend_retargets_it(
+    tmp_path: Path, db_dsn: str, db: Database, sink: WebhookSink, capsys: Any
+) -> None:
+    """Dead-lettered at the old critical webhook; the configuration has another URL now."""
+    sink.script("crit", ScriptedReply(404, body="no_service"))
+    before, after = tmp_path / "before", tmp_path / "after"
+    before.mkdir()
+    after.mkdir()
+    old_config = write_config(before, db_dsn, sink)
+    assert await run_cli("alert", "test", "--config", old_config) == 1
+    row_id = await db.fetchval("SELECT id FROM opswatch.notification_outbox")
+    config = Path(write_config(after, db_dsn, sink))
+    config.write_text(config.read_text().replace(sink.url("crit"), sink.url("new-crit")))
+    capsys.readouterr()
+    assert await run_cli("alert", "outbox", "--config", str(config)) == 0
+    assert f"opswatch alert resend {row_id} --retarget]" in capsys.readouterr().out
+    assert await run_cli("alert", "resend", str(row_id), "--retarget", "--config", str(config)) == 0
+    assert capsys.readouterr().out.strip() == (
+        f"applied: re-queued notification #{row_id} to the route's current destination"
+    )
+    assert await run_cli("alert", "outbox", "--config", str(config)) == 0
+    assert "stranded" not in capsys.readouterr().out
+    assert await db.fetchval("SELECT target FROM opswatch.notification_outbox") is None

@@ -421,3 +421,32 @@ def test_targets_are_fingerprints_of_the_destination(sink: WebhookSink) -> None:
     assert build_notifiers(same_people)["email"].targets() == {"email:default": targets["email:default"]}
     items = queued(config, "k")
     assert {i.route: i.target for i in items} == {i.route: targets[i.route] for i in items}
+
+
+async def test_a_row_stranded_by_a_changed_webhook_url_is_retargeted(db: Database, sink: WebhookSink) -> None:
+    """Queued for the old critical webhook; the URL changed before it went out. It waits, marked
+    stranded, until an operator sends it to the route's current destination."""
+    old_config = instance_config({"critical": sink.url("old-crit")})
+    new_config = instance_config({"critical": sink.url("new-crit")})
+    [row_id] = await put(db, *queued(old_config, "k0"))
+    deliverer = Deliverer(db, new_config, instance_id="new")
+    actions = AlertActions(db, new_config, actor="alice")
+    try:
+        assert await deliverer.deliver_due() == 0
+        [entry] = await list_outbox(db, "pending")
+        assert actions.stranded(entry)
+        skipped = await actions.resend(row_id)  # a plain resend is for dead rows
+        assert skipped.outcome == "skipped" and "pending, not dead" in skipped.message
+        applied = await actions.resend(row_id, retarget=True)
+        assert applied.outcome == "applied" and "current destination" in applied.message
+        [entry] = await list_outbox(db, "pending")
+        assert entry.target is None and not actions.stranded(entry)
+        assert await deliverer.deliver_due() == 1
+    finally:
+        await deliverer.stop()
+    assert keys_at(sink, "/new-crit") == ["k0"] and keys_at(sink, "/old-crit") == []
+    audit = await db.fetch("SELECT outcome, detail FROM opswatch.audit_log ORDER BY id")
+    assert [r["outcome"] for r in audit] == ["skipped", "applied"]
+    detail = audit[1]["detail"]
+    detail = json.loads(detail) if isinstance(detail, str) else detail
+    assert detail == {"from": "pending", "retarget": True, "previous_target": target_id(sink.url("old-crit"))}

@@ -321,24 +321,35 @@ async def mark_failed(
     return None if row is None else (str(row["status"]), int(row["attempts"]))
 
 
-async def requeue(conn: asyncpg.Connection, row_id: int) -> str | None:
-    """Put a dead row back to pending (fresh attempts). Returns the previous status, None if missing."""
+async def requeue(
+    conn: asyncpg.Connection, row_id: int, *, retarget: bool = False
+) -> tuple[str, str | None] | None:
+    """Put a dead row back to pending (fresh attempts); None if there is no such row.
+
+    ``retarget`` also clears the row's destination fingerprint, so any instance with its route
+    sends it to the route's *current* destination: for rows queued to a webhook URL that no
+    configuration has any more (those wait as pending forever otherwise). It applies to pending
+    rows too. Returns the previous status and fingerprint.
+    """
     row = await conn.fetchrow(
-        "SELECT status FROM opswatch.notification_outbox WHERE id = $1 FOR UPDATE", row_id
+        "SELECT status, target FROM opswatch.notification_outbox WHERE id = $1 FOR UPDATE", row_id
     )
     if row is None:
         return None
-    if row["status"] == "dead":
+    status, target = str(row["status"]), row["target"]
+    if status == "dead" or (retarget and status == "pending"):
         await conn.execute(
             """
             UPDATE opswatch.notification_outbox
             SET status = 'pending', attempts = 0, next_attempt_at = clock_timestamp(), last_error = NULL,
-                last_status = NULL, locked_by = NULL, locked_until = NULL
+                last_status = NULL, locked_by = NULL, locked_until = NULL,
+                target = CASE WHEN $2 THEN NULL ELSE target END
             WHERE id = $1
             """,
             row_id,
+            retarget,
         )
-    return str(row["status"])
+    return status, target
 
 
 _ENTRY_COLUMNS = """id, created_at, channel, route, severity, kind, status, attempts, next_attempt_at,

@@ -74,6 +74,12 @@ def register(subparsers: Any) -> None:
 
     resend = sub.add_parser("resend", help="re-queue a dead-lettered notification")
     resend.add_argument("outbox_id", type=int)
+    resend.add_argument(
+        "--retarget",
+        action="store_true",
+        help="send it to its route's current destination (also a pending one): for notifications "
+        "queued before a webhook URL changed, which `alert outbox` marks as stranded",
+    )
     resend.set_defaults(handler=_resend)
 
     outbox = sub.add_parser("outbox", help="list notifications in the outbox, newest first")
@@ -223,7 +229,7 @@ def _resend(args: argparse.Namespace) -> int:
     config = load_config_for(args)
 
     async def job(db: Database, actions: AlertActions) -> int:
-        result = await actions.resend(args.outbox_id)
+        result = await actions.resend(args.outbox_id, retarget=args.retarget)
         print(f"{result.outcome}: {result.message}")
         return 0
 
@@ -236,6 +242,11 @@ def _outbox(args: argparse.Namespace) -> int:
     async def job(db: Database, actions: AlertActions) -> int:
         for e in await actions.outbox(args.status, args.limit):
             error = f"  {e.last_error}" if e.last_error else ""
+            if actions.stranded(e):
+                error += (
+                    "  [stranded: queued for a destination this configuration does not have; "
+                    f"opswatch alert resend {e.id} --retarget]"
+                )
             print(
                 f"#{e.id:<6} {e.created_at:%Y-%m-%d %H:%M:%S} {e.status:<9} {e.attempts:>2}x {e.route:<16} "
                 f"{e.summary}{error}"
