@@ -234,9 +234,9 @@ class TriageScreen(OpsScreen):
 
     def _render_page(self, *, keep_cursor: bool = False, to_end: bool = False) -> None:
         page = self.page
-        if page is None:
+        table = next(iter(self.query("#triage-table").results(PagedTable)), None)
+        if page is None or table is None:  # no table: the app is closing and took it down already
             return
-        table = self.table
         rows = [(str(row.id), self._cells(row)) for row in page.rows]
         target: str | int | None = None if keep_cursor else (len(rows) - 1 if to_end else 0)
         with self.app.batch_update():
