@@ -35,7 +35,15 @@ from core.errors import ReadOnlyError
 from core.leader import LeaderLease, bump_version
 from core.notify.base import AlertInfo, Notification, Notifier, epoch_ms
 from core.notify.offline import Adopted, OfflineOutbox
-from core.notify.outbox import OutboxEntry, enqueue, enqueue_dead, items_for, list_outbox, requeue
+from core.notify.outbox import (
+    OutboxEntry,
+    OutboxItem,
+    enqueue,
+    enqueue_dead,
+    items_for,
+    list_outbox,
+    requeue,
+)
 from core.notify.registry import build_notifiers
 from core.rules import (
     FIRING,
@@ -905,14 +913,16 @@ class AlertActions:
         return current.get(entry.route) != entry.target
 
     async def acknowledge(self, rule: str, scope: str = "") -> ActionResult:
-        """Stop repeats of a pending or firing alert until it resolves."""
+        """Stop repeats of a pending or firing alert until it resolves; an announced one is also
+        acknowledged in channels that have the notion (PagerDuty), in the same transaction."""
         self._writable("acknowledge alerts")
         target = _target(rule, scope)
+        queued = 0
         async with self.db.transaction() as conn:
             await bump_version(conn, ENGINE_NAME)
             row = await conn.fetchrow(
-                "SELECT state, acknowledged_by FROM opswatch.alert_state"
-                " WHERE rule = $1 AND scope = $2 FOR UPDATE",
+                "SELECT state, acknowledged_by, severity, fired_at, last_notified_at"
+                " FROM opswatch.alert_state WHERE rule = $1 AND scope = $2 FOR UPDATE",
                 rule,
                 scope,
             )
@@ -932,6 +942,8 @@ class AlertActions:
                     scope,
                     self.actor,
                 )
+                if row["state"] == FIRING and row["last_notified_at"] is not None:
+                    queued = len(await enqueue(conn, self._acknowledgement(rule, scope, row)))
                 result = ActionResult("applied", f"acknowledged {target}", target)
             await write_audit(
                 conn,
@@ -940,9 +952,32 @@ class AlertActions:
                 target_kind="alert",
                 target_key=target,
                 outcome=result.outcome,
-                detail={"state": None if row is None else row["state"]},
+                detail={"state": None if row is None else row["state"], "notifications": queued},
             )
         return result
+
+    def _acknowledgement(self, rule: str, scope: str, row: asyncpg.Record) -> list[OutboxItem]:
+        spec = next((r for r in self.config.alerts.rules if r.name == rule), None) if self.config else None
+        fired_at: datetime | None = row["fired_at"]
+        alert = AlertInfo(
+            rule=rule,
+            scope=scope,
+            severity=row["severity"] or "warning",
+            metric=spec.metric if spec is not None else "",
+            value=None,
+            value_text="",
+            threshold_text="",
+            description="",
+            runbook=None,
+            started_at=None,
+            fired_at=fired_at,
+        )
+        episode = int(fired_at.timestamp() * 1000) if fired_at is not None else 0
+        notification = Notification(
+            "acknowledged", alert.severity, (alert,), f"ack:{rule}/{scope}:{episode}", datetime.now(UTC),
+            note=self.actor,
+        )  # fmt: skip
+        return items_for(notification, self._notifiers)
 
     async def silence(self, rule: str | None, scope: str | None, duration_s: float, reason: str) -> Silence:
         """Hold back announcements matching ``rule`` and/or ``scope`` (None: any) for ``duration_s``."""

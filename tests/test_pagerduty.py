@@ -374,6 +374,48 @@ async def test_trigger_and_resolve_through_engine_and_outbox(db: Database, pd_si
     assert ROUTING_KEY not in await stored_text(db)
 
 
+async def test_acknowledging_in_opswatch_acknowledges_in_pagerduty_but_not_in_slack(
+    db: Database, pd_sink: PagerDutySink
+) -> None:
+    async with WebhookSink() as slack:
+        config = engine_config({
+            "pagerduty": {"routing_key": ROUTING_KEY, "url": pd_sink.url, "timeout": 2},
+            "slack": {"webhooks": {"critical": slack.url("crit")}, "timeout": 2},
+        })  # fmt: skip
+        rig = Rig(db, config)
+        actions = AlertActions(db, config, actor="alice")
+        try:
+            await rig.step(0, down(0, 1))
+            assert await rig.step(0, down(0, 1)) == 0
+            assert (await actions.acknowledge("api-down", "ep0")).outcome == "applied"
+            assert (await actions.acknowledge("api-down", "ep0")).outcome == "skipped"  # once
+            assert await rig.deliverer.deliver_due() == 1
+            assert await rig.step(10, [*up(0), *down(1, seconds=40)]) == 2  # resolved: PD + Slack
+        finally:
+            await rig.close()
+    assert [(e["event_action"], e["dedup_key"]) for e in pd_sink.events] == [
+        ("trigger", "opswatch/api-down/ep0"),
+        ("trigger", "opswatch/api-down/ep1"),
+        ("acknowledge", "opswatch/api-down/ep0"),
+        ("resolve", "opswatch/api-down/ep0"),
+    ]
+    assert pd_sink.events[2] == {
+        "routing_key": ROUTING_KEY, "event_action": "acknowledge", "dedup_key": "opswatch/api-down/ep0",
+    }
+    assert [r.body["blocks"][0]["text"]["text"] for r in slack.received] == [
+        ":red_circle: CRITICAL: 2 alerts firing",
+        ":white_check_mark: RESOLVED: api-down on ep0",
+    ]
+    audit = await db.fetch(
+        "SELECT outcome, detail FROM opswatch.audit_log WHERE action = 'alert.ack' ORDER BY id"
+    )
+    details = [json.loads(r["detail"]) if isinstance(r["detail"], str) else r["detail"] for r in audit]
+    assert [(r["outcome"], d["notifications"]) for r, d in zip(audit, details, strict=True)] == [
+        ("applied", 1),
+        ("skipped", 0),
+    ]
+
+
 async def test_500_then_202_is_retried_and_400_is_dead_at_once_without_leaking_the_key(
     db: Database, pd_sink: PagerDutySink, logs: list[str]
 ) -> None:

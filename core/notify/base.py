@@ -29,7 +29,8 @@ __all__ = [
     "target_id",
 ]
 
-KINDS = ("firing", "grouped", "resolved", "repeat", "escalated", "flapping", "test")
+KINDS = ("firing", "grouped", "resolved", "repeat", "escalated", "flapping", "test", "acknowledged")
+"""``acknowledged`` is rendered only by channels with an acknowledge of their own (PagerDuty)."""
 
 
 def epoch_ms(at: datetime) -> int:

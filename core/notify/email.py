@@ -188,6 +188,8 @@ class EmailNotifier:
         return {ROUTE: target_id(*sorted({r.lower() for r in cfg.recipients}))}
 
     def render(self, notification: Notification) -> list[Rendered]:
+        if notification.kind == "acknowledged":  # a chat post per acknowledgement would be noise
+            return []
         return [Rendered(render_email(notification, self.config.sender))]
 
     async def send(self, route: str, payload: Mapping[str, Any]) -> SendResult:

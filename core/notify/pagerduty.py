@@ -1,4 +1,5 @@
-"""PagerDuty Events API v2: one ``trigger`` per alert, ``resolve`` when it clears.
+"""PagerDuty Events API v2: one ``trigger`` per alert, ``acknowledge`` when an operator
+acknowledges it in opswatch (so PagerDuty stops escalating), ``resolve`` when it clears.
 
 Every alert has a stable ``dedup_key`` (``opswatch/<rule>/<scope>``, see
 :func:`core.notify.render.alert_key`): repeats, escalations and re-sends from any instance
@@ -102,6 +103,9 @@ def render_pagerduty(n: Notification) -> list[Rendered]:
         return [Rendered({"events": [trigger, _resolve(key)]})]
     if n.kind == "resolved":
         return [Rendered(_resolve(_dedup_key(a)), _dedup_key(a)) for a in n.alerts]
+    if n.kind == "acknowledged":
+        return [Rendered({"event_action": "acknowledge", "dedup_key": _dedup_key(a)}, _dedup_key(a))
+                for a in n.alerts]  # fmt: skip
     return [Rendered(_trigger(n, a), _dedup_key(a)) for a in n.alerts]
 
 

@@ -233,6 +233,8 @@ class SlackNotifier:
         return {route: target_id(url) for route, url in found.items() if url}
 
     def render(self, notification: Notification) -> list[Rendered]:
+        if notification.kind == "acknowledged":  # a chat post per acknowledgement would be noise
+            return []
         return [Rendered(render_slack(notification, username=self.config.username))]
 
     async def send(self, route: str, payload: Mapping[str, Any]) -> SendResult:

@@ -53,6 +53,8 @@ class WebhookNotifier:
         return {f"{self.channel}:{name}": target_id(hook.url) for name, hook in self.hooks.items()}
 
     def render(self, notification: Notification) -> list[Rendered]:
+        if notification.kind == "acknowledged":  # a chat post per acknowledgement would be noise
+            return []
         return [Rendered(render_webhook(notification))]
 
     async def send(self, route: str, payload: Mapping[str, Any]) -> SendResult:
