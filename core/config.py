@@ -470,6 +470,9 @@ class ProbesConfig(_Model):
     """Probes in flight at once, over all endpoints."""
     window: PositiveDuration = 300.0
     """Rolling window for error rate and latency quantiles."""
+    down_after: int = Field(2, ge=1)
+    """Failed probes in a row before an endpoint shows DOWN (one failure shows FAILING); down-since
+    and `endpoint.down_for` still count from the first failure."""
     retention: PositiveDuration = 7 * 86400.0
     """How long probe samples are kept in opswatch.probe_samples."""
     flush_interval: PositiveDuration = 5.0

@@ -101,7 +101,8 @@ class Monitor:
             self.deliverer = Deliverer(db, config, instance_id=self.instance_id, offline=self.engine.offline)
         self.specs: list[ProbeSpec] = specs_from_config(config)
         self.windows: dict[str, EndpointWindow] = {
-            s.name: EndpointWindow(config.probes.window, clock=clock) for s in self.specs
+            s.name: EndpointWindow(config.probes.window, down_after=config.probes.down_after, clock=clock)
+            for s in self.specs
         }
         self.store = ProbeStore(db, retention_s=config.probes.retention, clock=clock)
         self.scheduler: ProbeScheduler | None = (

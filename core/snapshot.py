@@ -26,6 +26,7 @@ class Severity(StrEnum):
 class EndpointState(StrEnum):
     UNKNOWN = "unknown"
     UP = "up"
+    FAILING = "failing"  # the last probe failed, not yet ``probes.down_after`` in a row
     DOWN = "down"
 
 

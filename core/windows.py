@@ -117,9 +117,11 @@ class EndpointWindow:
         history: int = 120,
         max_samples: int = 4096,
         failures: int = 20,
+        down_after: int = 2,
         clock: Clock = _utcnow,
     ) -> None:
         self.window_s = window_s
+        self.down_after = down_after
         self.max_samples = max_samples
         self._clock = clock
         # (timestamp, latency or None if it does not count for quantiles, ok)
@@ -130,6 +132,7 @@ class EndpointWindow:
         self._day = UptimeRing(288, 300.0)
         self.last: ProbeSample | None = None
         self.down_since: datetime | None = None
+        self.failures_in_a_row = 0
         self._version = 0
         self._cache: tuple[int, float, _Stats] | None = None
         self._view_cache: tuple[tuple[object, ...], EndpointView] | None = None
@@ -150,7 +153,9 @@ class EndpointWindow:
         self.last = sample
         if ok:
             self.down_since = None
+            self.failures_in_a_row = 0
         else:
+            self.failures_in_a_row += 1
             if self.down_since is None:
                 self.down_since = sample.at
             self._failures.append(
@@ -188,6 +193,8 @@ class EndpointWindow:
         """After a restart: the failure streak began before the replayed samples did."""
         if self.last is not None and not self.last.ok and (self.down_since is None or at < self.down_since):
             self.down_since = at
+            self.failures_in_a_row = max(self.failures_in_a_row, self.down_after)
+            self._version += 1
 
     # -- numbers for rules and views -----------------------------------------------------------
 
@@ -195,7 +202,9 @@ class EndpointWindow:
     def state(self) -> EndpointState:
         if self.last is None:
             return EndpointState.UNKNOWN
-        return EndpointState.UP if self.last.ok else EndpointState.DOWN
+        if self.last.ok:
+            return EndpointState.UP
+        return EndpointState.DOWN if self.failures_in_a_row >= self.down_after else EndpointState.FAILING
 
     @property
     def last_latency_ms(self) -> float | None:

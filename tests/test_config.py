@@ -104,7 +104,7 @@ def test_unknown_key_without_close_match_lists_allowed_keys(tmp_path: Path) -> N
     path = write(tmp_path, "probes:\n  zzz: 1\n")
     assert str(error_of(path)) == (
         f"{path}:2: probes.zzz: unknown key 'zzz' (expected one of: interval, timeout, max_concurrency, "
-        "window, retention, flush_interval)"
+        "window, down_after, retention, flush_interval)"
     )
 
 

@@ -46,6 +46,7 @@ def test_state_and_down_since() -> None:
     w.add(sample(0))
     assert w.state is EndpointState.UP and w.down_since is None
     w.add(sample(10, outcome=Outcome.HTTP_STATUS, status=503))
+    assert w.state is EndpointState.FAILING and w.down_since == at(10)  # one failure: not yet DOWN
     w.add(sample(20, outcome=Outcome.TIMEOUT, latency=5000))
     assert w.state is EndpointState.DOWN and w.down_since == at(10)
     assert w.down_for_s(at(70)) == 60.0
@@ -54,6 +55,34 @@ def test_state_and_down_since() -> None:
     assert w.state is EndpointState.UP and w.down_since is None and w.down_for_s(at(70)) == 0.0
     assert [f.at for f in w.recent_failures()] == [at(10), at(20)]
     assert w.recent_failures()[0].status_code == 503
+
+
+def test_a_single_failed_probe_is_failing_and_down_after_confirms() -> None:
+    """A blip reads amber on the wall; the alert clock (down_for) still starts at the first failure."""
+    w = EndpointWindow(down_after=3)
+    for t in (0, 10, 20):
+        w.add(sample(t))
+    w.add(sample(30, outcome=Outcome.CONNECT_REFUSED))
+    w.add(sample(40))
+    assert w.state is EndpointState.UP and w.failures_in_a_row == 0
+    states = []
+    for t in (50, 60, 70):
+        w.add(sample(t, outcome=Outcome.HTTP_STATUS, status=502))
+        states.append(w.state)
+    assert states == [EndpointState.FAILING, EndpointState.FAILING, EndpointState.DOWN]
+    assert w.down_for_s(at(70)) == 20.0
+    instant = EndpointWindow(down_after=1)
+    instant.add(sample(0, outcome=Outcome.TIMEOUT))
+    assert instant.state is EndpointState.DOWN
+
+
+def test_restored_streak_that_began_earlier_is_down() -> None:
+    """After a restart only recent samples are replayed; an older start of the streak confirms it."""
+    w = EndpointWindow()
+    w.add(sample(100, outcome=Outcome.HTTP_STATUS, status=503), count_uptime=False)
+    assert w.state is EndpointState.FAILING
+    w.restore_down_since(at(0))
+    assert w.state is EndpointState.DOWN and w.down_for_s(at(160)) == 160.0
 
 
 def test_older_sample_never_changes_state() -> None:
@@ -140,7 +169,7 @@ def test_history_and_view() -> None:
     view = w.view(name="api", url="http://host/***", service="pos", now=at(9))
     assert view.latency_history == (4.0, 5.0, 6.0, 7.0, 8.0)
     assert (view.name, view.url, view.service) == ("api", "http://host/***", "pos")
-    assert view.state is EndpointState.DOWN and view.down_since == at(8)
+    assert view.state is EndpointState.FAILING and view.down_since == at(8)
     assert (view.last_status, view.last_outcome, view.last_error) == (503, "http_status", "err")
     assert view.last_checked == at(8) and view.last_latency_ms == 8.0
     assert view.samples_in_window == 9 and view.error_rate == pytest.approx(1 / 9)

@@ -27,7 +27,12 @@ SEVERITY_ICON = {
     Severity.WARNING: "▲",
     Severity.CRITICAL: "✖",
 }
-STATE_ICON = {EndpointState.UP: "●", EndpointState.DOWN: "✖", EndpointState.UNKNOWN: "?"}
+STATE_ICON = {
+    EndpointState.UP: "●",
+    EndpointState.FAILING: "▲",
+    EndpointState.DOWN: "✖",
+    EndpointState.UNKNOWN: "?",
+}
 ROW_STATUS_ICON = {
     "pending": "●",
     "failed": "●",
@@ -121,7 +126,11 @@ def state_label(state: EndpointState) -> str:
 
 
 def state_severity(state: EndpointState) -> Severity:
-    return {EndpointState.UP: Severity.OK, EndpointState.DOWN: Severity.CRITICAL}.get(state, Severity.INFO)
+    return {
+        EndpointState.UP: Severity.OK,
+        EndpointState.FAILING: Severity.WARNING,
+        EndpointState.DOWN: Severity.CRITICAL,
+    }.get(state, Severity.INFO)
 
 
 def state_text(state: EndpointState, palette: Palette = DEFAULT_PALETTE) -> Text:
