@@ -42,6 +42,7 @@ ROW_STATUS_ICON = {
     "abandoned": "✖",
     "delivered": "✔",
     "dead": "✖",
+    "stranded": "▲",  # outbox: queued for a destination no longer configured
     "firing": "✖",
     "pending_alert": "…",
     "flapping": "≈",
@@ -144,7 +145,7 @@ def status_text(status: str, palette: Palette = DEFAULT_PALETTE) -> Text:
     style: Style | str = ""
     if clean in ("abandoned", "dead", "firing"):
         style = Style(color=palette.error)
-    elif clean in ("pending", "failed", "retrying", "flapping"):
+    elif clean in ("pending", "failed", "retrying", "flapping", "stranded"):
         style = Style(color=palette.warning)
     elif clean in ("resolved", "delivered", "retried"):
         style = Style(color=palette.ok)

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncpg
 import pytest
+from textual.widgets import DataTable
 
+from core.config import Config
+from core.notify.outbox import OutboxItem, enqueue
+from core.notify.registry import build_notifiers
 from tests.tui.support import build_app, fixed_snapshot, wait_for
 from tui.screens.alerts import AlertsScreen
 from tui.themes import ANSI, DARK, HIGH_CONTRAST, resolve_theme
@@ -88,5 +92,60 @@ async def test_no_color_is_honoured(db_dsn: str, monkeypatch: pytest.MonkeyPatch
     try:
         async with app.run_test(size=(80, 24)):
             assert app.no_color
+    finally:
+        await db.close()
+
+
+async def test_outbox_lists_recent_notifications_and_x_retargets_a_stranded_one(db_dsn: str) -> None:
+    config = Config.model_validate(
+        {"notifications": {"slack": {"webhooks": {"critical": "http://127.0.0.1:9/now"}}}}
+    )
+    current = build_notifiers(config)["slack"].targets()["slack:critical"]
+    conn = await asyncpg.connect(db_dsn)
+    try:
+        await conn.execute("TRUNCATE opswatch.notification_outbox, opswatch.audit_log RESTART IDENTITY")
+        items = [
+            OutboxItem(
+                key, "slack", "slack:critical", "critical", "firing", {"text": key}, f"s {key}", (), target
+            )
+            for key, target in (("sent", current), ("failed", current), ("stranded", "0123456789abcdef"))
+        ]
+        async with conn.transaction():
+            ids = await enqueue(conn, items)
+        await conn.execute(
+            "UPDATE opswatch.notification_outbox SET status = 'delivered' WHERE id = $1", ids[0]
+        )
+        await conn.execute(
+            "UPDATE opswatch.notification_outbox SET status = 'dead', last_error = 'HTTP 404' WHERE id = $1",
+            ids[1],
+        )
+    finally:
+        await conn.close()
+    app, _, db = build_app(db_dsn, config=config, snapshot=fixed_snapshot())
+    try:
+        async with app.run_test(size=(160, 40)) as pilot:
+            await pilot.press("5")
+            screen = app.screen
+            assert isinstance(screen, AlertsScreen)
+            table = screen.query_one("#alerts-outbox", DataTable)
+            await wait_for(pilot, lambda: table.row_count == 3, what="outbox rows")
+            statuses = [table.get_row(str(i))[2].plain for i in reversed(ids)]
+            assert statuses == ["▲ stranded", "✖ dead", "✔ delivered"]
+            await pilot.press("f", "f")  # active alerts -> history -> outbox; the newest row first
+            assert screen.focused is table
+            await pilot.press("x")
+            await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal), what="resend confirm")
+            await pilot.press("tab", "enter")
+            await wait_for(
+                pilot, lambda: any("current destination" in t for _, t in app.notices), what="notice"
+            )
+            assert (
+                await _fetchval(
+                    db_dsn, "SELECT target FROM opswatch.notification_outbox WHERE id = $1", ids[2]
+                )
+                is None
+            )
+            await pilot.press("down", "down", "x")  # the delivered one: nothing to resend
+            await wait_for(pilot, lambda: any("is delivered" in t for _, t in app.notices), what="refused")
     finally:
         await db.close()

@@ -1,7 +1,8 @@
 """5 Alerts: firing/pending alerts, history, silences and the notification outbox.
 
 ``k`` acknowledges and ``S`` silences the alert under the cursor, ``x`` resends the
-dead-lettered notification under the outbox cursor, ``T`` sends a test alert.
+notification under the outbox cursor (a dead-lettered one, or one stranded by a changed
+webhook URL, which goes to its route's current destination), ``T`` sends a test alert.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from textual.notifications import SeverityLevel
 from textual.widgets import DataTable, Static
 
 from core.alerting import AlertActions
+from core.notify.outbox import OutboxEntry
 from core.snapshot import AlertView, Severity, Snapshot
 from tui.keymap import bind
 from tui.render import age_between, fmt_age, fmt_when, plain, safe, severity_text, status_text
@@ -60,6 +62,7 @@ class AlertsScreen(OpsScreen):
         super().__init__()
         self._lists_key: object = None
         self._outbox_title: Text | None = None
+        self._outbox: dict[int, OutboxEntry] = {}
 
     @property
     def alerts(self) -> AlertActions:
@@ -74,7 +77,7 @@ class AlertsScreen(OpsScreen):
                 yield FastTable(id="alerts-history", cursor_type="row", zebra_stripes=True)
             with Vertical(classes="alerts-column"):
                 yield Static(
-                    plain("Outbox: dead-lettered notifications"), classes="section-title", id="outbox-title"
+                    plain("Outbox: recent notifications"), classes="section-title", id="outbox-title"
                 )
                 yield FastTable(id="alerts-outbox", cursor_type="row", zebra_stripes=True)
                 yield Static(plain("Silences"), classes="section-title")
@@ -84,7 +87,7 @@ class AlertsScreen(OpsScreen):
         columns = {
             "alerts-active": ("Severity", "State", "Rule", "Scope", "Value", "Age", "Ack", "Summary"),
             "alerts-history": ("When", "Rule", "Scope", "Change", "Severity"),
-            "alerts-outbox": ("Id", "Created", "Route", "Severity", "Kind", "Tries", "Last error"),
+            "alerts-outbox": ("Id", "Created", "Status", "Route", "Kind", "Tries", "Last error"),
             "alerts-silences": ("Id", "Rule", "Scope", "Until", "By", "Reason"),
         }
         for table_id, labels in columns.items():
@@ -101,7 +104,7 @@ class AlertsScreen(OpsScreen):
         rows = [(alert_key(a), self._alert_cells(a, now)) for a in alerts]
         sync_table(self.query_one("#alerts-active", DataTable), rows)
         outbox = snapshot.outbox
-        title = plain("Outbox: dead-lettered notifications")
+        title = plain("Outbox: recent notifications")
         if outbox is not None:
             title.append(
                 f"  (pending {outbox.pending:,}, dead {outbox.dead:,}, "
@@ -140,7 +143,8 @@ class AlertsScreen(OpsScreen):
     @work(exclusive=True, group="lists", exit_on_error=False, name="alert lists")
     async def load_lists(self) -> None:
         history = await self.alerts.history(LIST_LIMIT)
-        outbox = await self.alerts.outbox("dead", LIST_LIMIT)
+        outbox = await self.alerts.outbox(None, LIST_LIMIT)
+        self._outbox = {o.id: o for o in outbox}
         silences = await self.alerts.silences(True)
         with self.app.batch_update():
             sync_table(
@@ -167,9 +171,9 @@ class AlertsScreen(OpsScreen):
                         [
                             plain(str(o.id)),
                             plain(fmt_when(o.created_at)),
+                            status_text("stranded" if self.alerts.stranded(o) else o.status, self.palette),
                             safe(o.route, 30),
-                            safe(o.severity, 10),
-                            safe(o.kind, 10),
+                            safe(o.kind, 12),
                             plain(str(o.attempts)),
                             safe(o.last_error or "", 160),
                         ],
@@ -243,23 +247,31 @@ class AlertsScreen(OpsScreen):
     def action_resend(self) -> None:
         key = cursor_key(self.query_one("#alerts-outbox", DataTable))
         if key is None:
-            self.ops.report(
-                "no dead-lettered notification selected (f moves between tables)", severity="warning"
-            )
+            self.ops.report("no notification selected (f moves between tables)", severity="warning")
             return
-        self._resend(int(key))
+        entry = self._outbox.get(int(key))
+        if entry is not None and entry.status not in ("dead", "pending"):
+            self.ops.report(f"notification #{entry.id} is {entry.status}; only dead ones are resent")
+            return
+        stranded = entry is not None and self.alerts.stranded(entry)
+        if entry is not None and entry.status == "pending" and not stranded:
+            self.ops.report(f"notification #{entry.id} is still being delivered", severity="warning")
+            return
+        self._resend(int(key), stranded)
 
     @work(exclusive=True, group="action", exit_on_error=False, name="resend")
-    async def _resend(self, outbox_id: int) -> None:
+    async def _resend(self, outbox_id: int, retarget: bool) -> None:
+        where = (
+            "It was queued for a destination this configuration does not have (a webhook URL changed); "
+            "it goes to the route's current destination."
+            if retarget
+            else "It is queued for delivery again."
+        )
         sure = await self.app.push_screen_wait(
-            ConfirmModal(
-                f"Resend notification #{outbox_id}?",
-                [plain("It is queued for delivery again.")],
-                confirm_label="Resend",
-            )
+            ConfirmModal(f"Resend notification #{outbox_id}?", [plain(where)], confirm_label="Resend")
         )
         if sure:
-            self._tell(await self.alerts.resend(outbox_id))
+            self._tell(await self.alerts.resend(outbox_id, retarget=retarget))
             await self._after()
 
     def action_send_test(self) -> None:
