@@ -33,13 +33,13 @@ class DeadLettersScreen(TriageScreen):
     NOUN = "dead letters"
     STATUSES = DLQ_STATUSES
     COLUMNS = (
-        ("id", "Id", 8),
-        ("age", "Age", 7),
-        ("business", "Business", 16),
-        ("channel", "Channel", 22),
-        ("retries", "Retries", 7),
-        ("status", "Status", 11),
-        ("error", "Error", 90),
+        ("id", "Id", 7),
+        ("age", "Age", 6),
+        ("business", "Business", 14),
+        ("channel", "Channel", 14),
+        ("retries", "Tries", 5),
+        ("status", "Status", 10),
+        ("error", "Error", 90),  # what went wrong is what triage reads first: it gets the room
     )
     BINDINGS = [
         bind("dlq.retry", "r", "retry", "Retry"),

@@ -37,12 +37,12 @@ class EventsScreen(TriageScreen):
     NOUN = "event failures"
     STATUSES = EVENT_STATUSES
     COLUMNS = (
-        ("id", "Id", 8),
-        ("age", "Age", 7),
-        ("event", "Event", 18),
-        ("business", "Business", 16),
-        ("retries", "Retries", 7),
-        ("status", "Status", 11),
+        ("id", "Id", 7),
+        ("age", "Age", 6),
+        ("event", "Event", 16),
+        ("business", "Business", 14),
+        ("retries", "Tries", 5),
+        ("status", "Status", 10),
         ("error", "Error", 90),
     )
     BINDINGS = [
