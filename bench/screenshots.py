@@ -102,8 +102,13 @@ async def take(out: Path, size: tuple[int, int], seed: int, speed: float, row: i
                     assert screen.page is not None
                     index = pick_row(screen.page.rows, row)
                     target = screen.page.rows[index]
-                    for _ in range(index):
-                        await pilot.press("j")
+                    for _ in range(3 * len(screen.page.rows)):  # the live page may shift under us
+                        ids = [r.id for r in screen.page.rows]
+                        here = screen.current_id()
+                        if here == target.id or target.id not in ids:
+                            break
+                        down = here not in ids or ids.index(here) < ids.index(target.id)
+                        await pilot.press("j" if down else "k")
                     await until(
                         lambda: screen.detail is not None and screen.detail.row.id == target.id,
                         f"the detail of dead letter #{target.id}",
