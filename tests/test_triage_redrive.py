@@ -166,3 +166,65 @@ async def test_http_bulk_stops_when_the_replay_target_keeps_failing(
     summary = (await read_audit(database, target_kind="event"))[0]
     assert summary.action == "events.retry.bulk" and summary.detail is not None
     assert summary.detail["stopped"] == result.stopped and summary.outcome == "failed"
+
+
+async def test_http_redrive_holds_no_row_lock_while_the_backend_replays(
+    database: Database, base: dict[str, int], sink: WebhookSink
+) -> None:
+    """The rows are claimed, not locked, during the replay: the backend's worker can still write
+    them, and another operator's action skips them, naming who is redriving."""
+    async with database.acquire() as conn:
+        ids = await add_dlq(conn, 2, business_id=base["b1"], channel_id=base["c1"])
+    sink.script("/slow", ScriptedReply(200, delay_s=1.5), ScriptedReply(200, delay_s=1.5))
+    http = triage_config(redrive={"mode": "http", "replay_url": sink.url("slow"), "timeout": "5s"})
+    alice = TriageService(database, http, actor="alice")
+    bob = TriageService(database, triage_config(), actor="bob")
+    try:
+        retry = asyncio.create_task(alice.retry_dlq(ids))
+        for _ in range(100):  # until the claims are committed: the replays are running then
+            if await database.fetchval("SELECT count(*) FROM opswatch.redrive_claims") == 2:
+                break
+            await asyncio.sleep(0.02)
+        async with database.transaction() as conn:  # what the backend's worker would do meanwhile
+            locked = await conn.fetch(
+                "SELECT id FROM dead_letter_messages WHERE id = ANY($1::bigint[]) FOR UPDATE NOWAIT", ids
+            )
+        assert len(locked) == 2
+        abandon = await bob.abandon_dlq(ids, reason="dup")
+        assert abandon.applied == ()
+        skipped = [(s.id, s.reason, s.by) for s in abandon.skipped]
+        assert skipped == [(i, "being redriven", "alice") for i in ids]
+        result = await retry
+    finally:
+        await alice.aclose()
+        await bob.aclose()
+    assert result.applied == tuple(ids) and result.skipped == ()
+    rows = await database.fetch("SELECT status FROM dead_letter_messages WHERE id = ANY($1::bigint[])", ids)
+    assert [r["status"] for r in rows] == ["retried", "retried"]
+    assert await database.fetchval("SELECT count(*) FROM opswatch.redrive_claims") == 0
+
+
+async def test_claims_are_released_on_failure_and_lapse_when_their_owner_died(
+    database: Database, base: dict[str, int], sink: WebhookSink
+) -> None:
+    async with database.acquire() as conn:
+        ids = await add_dlq(conn, 3, business_id=base["b1"], channel_id=base["c1"])
+        await conn.execute(
+            "INSERT INTO opswatch.redrive_claims (kind, row_id, claimed_by, token, expires_at) VALUES"
+            " ('dlq', $1, 'carol', 't1', now() + interval '1 hour'),"
+            " ('dlq', $2, 'ghost', 't2', now() - interval '1 second')",
+            ids[0],
+            ids[1],
+        )
+    sink.script("/down", *[ScriptedReply(500, body="down")] * 5)
+    http = triage_config(redrive={"mode": "http", "replay_url": sink.url("down")})
+    async with TriageService(database, http, actor="alice") as svc:
+        failed = await svc.retry_dlq(ids)
+    assert [(s.id, s.by) for s in failed.skipped] == [(ids[0], "carol")]
+    assert sorted(f.id for f in failed.failed) == ids[1:]  # the lapsed claim did not stop it
+    claims = await database.fetch("SELECT row_id, claimed_by FROM opswatch.redrive_claims ORDER BY row_id")
+    assert [(r["row_id"], r["claimed_by"]) for r in claims] == [(ids[0], "carol")]  # ours released
+    async with TriageService(database, triage_config(), actor="bob") as svc:  # sql mode respects it too
+        retried = await svc.retry_dlq(ids)
+    assert retried.applied == tuple(ids[1:])
+    assert [(s.id, s.reason, s.by) for s in retried.skipped] == [(ids[0], "being redriven", "carol")]

@@ -5,12 +5,20 @@ batches wait for each other instead of deadlocking), re-reads their state under 
 changes only the rows still in an allowed from-state, redrives them and writes the audit row,
 then commits. A row another operator changed first is reported as skipped, with that
 operator's name when the audit log knows it.
+
+HTTP redrive talks to the backend, which can take the replay timeout per row, so it does not
+hold row locks meanwhile: one short transaction claims the eligible rows in
+``opswatch.redrive_claims``, the replay runs without locks, and a second short transaction
+applies the successes, releases the claims and writes the audit row. Every action skips rows
+another batch has claimed ("being redriven by ..."); a claim left by a crashed opswatch expires.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -83,7 +91,8 @@ class ActionContext:
 
 
 def update_sql(tables: AppTables, t: Transition, *, conditional: bool = False) -> str:
-    """Set the target state on ids $1 (state $2); ``conditional`` adds ``AND status = $3``."""
+    """Set the target state on ids $1 (state $2); ``conditional`` adds ``AND status = $3`` and
+    leaves out rows claimed by an HTTP redrive of kind $4."""
     table = spec_for(tables, t.kind).table
     sets = [f"{table.c('status')} = $2"]
     if t.bump_retry:
@@ -95,7 +104,12 @@ def update_sql(tables: AppTables, t: Transition, *, conditional: bool = False) -
     returning = f"{table.c('id')} AS id, {table.c('retry_count')} AS retry_count"
     if t.kind == "dlq":
         returning += f", {table.c('message_id')} AS message_id"
-    condition = f" AND {table.c('status')} = $3" if conditional else ""
+    condition = (
+        f" AND {table.c('status')} = $3 AND NOT EXISTS (SELECT 1 FROM opswatch.redrive_claims c"
+        f" WHERE c.kind = $4 AND c.row_id = {table.c('id')} AND c.expires_at > clock_timestamp())"
+        if conditional
+        else ""
+    )
     return (
         f"UPDATE {table.q} SET {', '.join(sets)} WHERE {table.c('id')} = ANY($1::bigint[]){condition} "
         f"RETURNING {returning}"
@@ -121,6 +135,40 @@ async def who_moved(conn: asyncpg.Connection, kind: Kind, states: Mapping[int, s
     ids = list(states)
     rows = await conn.fetch(_WHO_SQL, ids, [states[i] for i in ids], kind)
     return {r["id"]: display_text(r["actor"], 80) for r in rows}
+
+
+_CLAIMED_SQL = """
+    SELECT row_id, claimed_by FROM opswatch.redrive_claims
+    WHERE kind = $1 AND row_id = ANY($2::bigint[]) AND expires_at > clock_timestamp()
+"""
+_CLAIM_SQL = """
+    INSERT INTO opswatch.redrive_claims (kind, row_id, claimed_by, token, expires_at)
+    SELECT $1, x, $3, $4, clock_timestamp() + make_interval(secs => $5) FROM unnest($2::bigint[]) AS x
+    ON CONFLICT (kind, row_id) DO NOTHING RETURNING row_id
+"""
+_RELEASE_SQL = "DELETE FROM opswatch.redrive_claims WHERE kind = $1 AND token = $2"
+
+
+async def claimed(conn: asyncpg.Connection, kind: Kind, ids: Sequence[int]) -> dict[int, str]:
+    """Rows among ``ids`` that an HTTP redrive holds, with who runs it."""
+    if not ids:
+        return {}
+    rows = await conn.fetch(_CLAIMED_SQL, kind, list(ids))
+    return {r["row_id"]: display_text(r["claimed_by"], 80) for r in rows}
+
+
+async def _claim(
+    conn: asyncpg.Connection, kind: Kind, ids: Sequence[int], actor: str, token: str, ttl_s: float
+) -> set[int]:
+    """Claim ``ids`` (the caller holds their row locks, so claims never race); returns those taken."""
+    await conn.execute(
+        "DELETE FROM opswatch.redrive_claims"
+        " WHERE kind = $1 AND row_id = ANY($2::bigint[]) AND expires_at <= clock_timestamp()",
+        kind,
+        list(ids),
+    )
+    rows = await conn.fetch(_CLAIM_SQL, kind, list(ids), actor, token, ttl_s)
+    return {r["row_id"] for r in rows}
 
 
 async def apply_batch(
@@ -159,19 +207,6 @@ def states_sql(tables: AppTables, kind: Kind) -> str:
     )
 
 
-def _payload_loader(conn: asyncpg.Connection, tables: AppTables, kind: Kind) -> PayloadLoader:
-    """One payload at a time over the batch's connection (which allows one query at a time)."""
-    lock = asyncio.Lock()
-    sql = payload_sql(tables, kind)
-
-    async def load(row_id: int) -> str | None:
-        async with lock:
-            value: str | None = await conn.fetchval(sql, row_id)
-            return value
-
-    return load
-
-
 async def _apply_once(
     ctx: ActionContext,
     t: Transition,
@@ -182,20 +217,21 @@ async def _apply_once(
     pacer: Pacer | None,
     cancel: asyncio.Event | None,
 ) -> BatchOutcome:
+    if t.redrive and ctx.http_redrive is not None:
+        return await _apply_http(ctx, t, ids, reason, filter, bulk_id, pacer, cancel)
     out = BatchOutcome()
     started = time.perf_counter()
     locked_at = started
-    http = t.redrive and ctx.http_redrive is not None
     from_state: dict[int, str] = {}
     wrong: dict[int, str] = {}
     redrive_detail: dict[str, object] | None = None
     async with ctx.db.transaction() as conn:
-        if len(t.from_states) == 1 and not http:
+        if len(t.from_states) == 1:
             # One conditional UPDATE: under READ COMMITTED a row changed meanwhile by someone else is
             # re-checked after their commit and no longer matches, so it is never changed twice.
             locked_at = time.perf_counter()
             changed = await conn.fetch(
-                update_sql(ctx.tables, t, conditional=True), list(ids), t.to_state, t.from_states[0]
+                update_sql(ctx.tables, t, conditional=True), list(ids), t.to_state, t.from_states[0], t.kind
             )
             by_id = {r["id"]: r for r in changed}
             out.applied = [i for i in ids if i in by_id]
@@ -204,8 +240,11 @@ async def _apply_once(
             found: dict[int, str] = {}
             if rest:
                 found = {r["id"]: r["status"] for r in await conn.fetch(states_sql(ctx.tables, t.kind), rest)}
+            holders = await claimed(conn, t.kind, [i for i in rest if found.get(i) == t.from_states[0]])
             for row_id in rest:
-                if row_id in found:
+                if row_id in holders:
+                    out.skipped.append(Skipped(row_id, "being redriven", holders[row_id]))
+                elif row_id in found:
                     wrong[row_id] = found[row_id]
                 else:
                     out.skipped.append(Skipped(row_id, "not found"))
@@ -213,62 +252,153 @@ async def _apply_once(
             rows = await conn.fetch(lock_sql(ctx.tables, t.kind), list(ids))
             locked_at = time.perf_counter()
             locked = {r["id"]: r for r in rows}
-            eligible: list[asyncpg.Record] = []
-            for row_id in ids:
-                row = locked.get(row_id)
-                if row is None:
-                    out.skipped.append(Skipped(row_id, "not found"))
-                elif row["status"] in t.from_states:
-                    eligible.append(row)
-                else:
-                    wrong[row_id] = row["status"]
-            to_change = [r["id"] for r in eligible]
-            if http and eligible:
-                assert ctx.http_redrive is not None
-                items = [
-                    ReplayItem(r["id"], r["retry_count"] + 1, r["message_id"] if t.kind == "dlq" else None)
-                    for r in eligible
-                ]
-                replay = await ctx.http_redrive.replay(
-                    t.kind, items, _payload_loader(conn, ctx.tables, t.kind), pacer or Pacer(None), cancel
-                )
-                ok = set(replay.ok)
-                to_change = [i for i in to_change if i in ok]
-                out.failed.extend(Failed(i, replay.failed[i]) for i in sorted(replay.failed))
-                out.not_attempted.extend(sorted(replay.not_attempted))
-                redrive_detail = {"mode": "http"}
+            eligible = _sort_locked(ids, locked, t, out, wrong)
+            holders = await claimed(conn, t.kind, eligible)
+            out.skipped.extend(Skipped(i, "being redriven", holders[i]) for i in eligible if i in holders)
+            to_change = [i for i in eligible if i not in holders]
             changed = await conn.fetch(update_sql(ctx.tables, t), to_change, t.to_state) if to_change else []
             by_id = {r["id"]: r for r in changed}
             out.applied = [i for i in to_change if i in by_id]
             from_state = {i: locked[i]["status"] for i in out.applied}
-        if t.redrive and not http and out.applied:
+        if t.redrive and out.applied:
             message_ids = [by_id[i]["message_id"] for i in out.applied] if t.kind == "dlq" else []
             redrive_detail = await ctx.sql_redrive.redrive(conn, t.kind, out.applied, message_ids)
-        by = await who_moved(conn, t.kind, wrong)
-        out.skipped.extend(Skipped(i, f"already {s}", by.get(i)) for i, s in wrong.items())
-        out.skipped.sort(key=lambda s: s.id)
-        if out.applied or out.failed or out.skipped:
-            detail: dict[str, Any] = {"to": t.to_state, "from": {str(i): s for i, s in from_state.items()}}
-            if out.skipped:
-                detail["skipped"] = {str(s.id): {"reason": s.reason, "by": s.by} for s in out.skipped}
-            if out.failed:
-                detail["failed"] = {str(f.id): f.error for f in out.failed}
-            if redrive_detail is not None:
-                detail["redrive"] = redrive_detail
-            if bulk_id is not None:
-                detail["bulk_id"] = bulk_id
-            await write_audit(
-                conn,
-                actor=ctx.actor,
-                action=t.action,
-                target_kind=t.kind,
-                target_ids=sorted(out.applied + [f.id for f in out.failed]),
-                filter=filter,
-                reason=reason,
-                outcome=outcome_of(len(out.applied), len(out.skipped), len(out.failed)),
-                detail=detail,
-            )
+        await _finish(conn, ctx, t, out, wrong, from_state, redrive_detail, reason, filter, bulk_id)
     done = time.perf_counter()
     out.lock_held_s = done - locked_at
     out.duration_s = done - started
     return out
+
+
+def _sort_locked(
+    ids: Sequence[int], locked: Mapping[int, asyncpg.Record], t: Transition, out: BatchOutcome,
+    wrong: dict[int, str],
+) -> list[int]:  # fmt: skip
+    """Ids still in a from-state (in ``ids`` order); the others go to ``out.skipped`` / ``wrong``."""
+    eligible: list[int] = []
+    for row_id in ids:
+        row = locked.get(row_id)
+        if row is None:
+            out.skipped.append(Skipped(row_id, "not found"))
+        elif row["status"] in t.from_states:
+            eligible.append(row_id)
+        else:
+            wrong[row_id] = row["status"]
+    return eligible
+
+
+async def _finish(
+    conn: asyncpg.Connection,
+    ctx: ActionContext,
+    t: Transition,
+    out: BatchOutcome,
+    wrong: Mapping[int, str],
+    from_state: Mapping[int, str],
+    redrive_detail: Mapping[str, object] | None,
+    reason: str | None,
+    filter: Mapping[str, Any] | None,
+    bulk_id: str | None,
+) -> None:
+    """Name who moved the rows found in another state, then write the batch's audit row."""
+    by = await who_moved(conn, t.kind, wrong)
+    out.skipped.extend(Skipped(i, f"already {s}", by.get(i)) for i, s in wrong.items())
+    out.skipped.sort(key=lambda s: s.id)
+    if not (out.applied or out.failed or out.skipped):
+        return
+    detail: dict[str, Any] = {"to": t.to_state, "from": {str(i): s for i, s in from_state.items()}}
+    if out.skipped:
+        detail["skipped"] = {str(s.id): {"reason": s.reason, "by": s.by} for s in out.skipped}
+    if out.failed:
+        detail["failed"] = {str(f.id): f.error for f in out.failed}
+    if redrive_detail is not None:
+        detail["redrive"] = dict(redrive_detail)
+    if bulk_id is not None:
+        detail["bulk_id"] = bulk_id
+    await write_audit(
+        conn,
+        actor=ctx.actor,
+        action=t.action,
+        target_kind=t.kind,
+        target_ids=sorted(out.applied + [f.id for f in out.failed]),
+        filter=filter,
+        reason=reason,
+        outcome=outcome_of(len(out.applied), len(out.skipped), len(out.failed)),
+        detail=detail,
+    )
+
+
+async def _apply_http(
+    ctx: ActionContext,
+    t: Transition,
+    ids: Sequence[int],
+    reason: str | None,
+    filter: Mapping[str, Any] | None,
+    bulk_id: str | None,
+    pacer: Pacer | None,
+    cancel: asyncio.Event | None,
+) -> BatchOutcome:
+    """Claim (short transaction), replay without locks, apply and audit (short transaction)."""
+    assert ctx.http_redrive is not None
+    http = ctx.http_redrive
+    out = BatchOutcome()
+    started = time.perf_counter()
+    token = uuid.uuid4().hex
+    wrong: dict[int, str] = {}
+    async with ctx.db.transaction() as conn:
+        rows = await conn.fetch(lock_sql(ctx.tables, t.kind), list(ids))
+        locked_at = time.perf_counter()
+        locked = {r["id"]: r for r in rows}
+        eligible = _sort_locked(ids, locked, t, out, wrong)
+        taken = await _claim(conn, t.kind, eligible, ctx.actor, token, http.claim_ttl_s(len(eligible), pacer))
+        busy = [i for i in eligible if i not in taken]
+        holders = await claimed(conn, t.kind, busy)
+        out.skipped.extend(Skipped(i, "being redriven", holders.get(i)) for i in busy)
+        items = [
+            ReplayItem(i, locked[i]["retry_count"] + 1, locked[i]["message_id"] if t.kind == "dlq" else None)
+            for i in eligible
+            if i in taken
+        ]
+        if not items:
+            await _finish(conn, ctx, t, out, wrong, {}, None, reason, filter, bulk_id)
+    held = time.perf_counter() - locked_at
+    if not items:
+        out.lock_held_s, out.duration_s = held, time.perf_counter() - started
+        return out
+    finished = False
+    try:
+        replay = await http.replay(t.kind, items, _pool_payloads(ctx, t.kind), pacer or Pacer(None), cancel)
+        out.failed.extend(Failed(i, replay.failed[i]) for i in sorted(replay.failed))
+        out.not_attempted.extend(sorted(replay.not_attempted))
+        async with ctx.db.transaction() as conn:
+            rows = await conn.fetch(lock_sql(ctx.tables, t.kind), sorted(replay.ok))
+            locked_at = time.perf_counter()
+            now = {r["id"]: r["status"] for r in rows}
+            # claimed rows are left alone by opswatch; the backend itself may have moved one
+            to_change = [i for i in replay.ok if now.get(i) in t.from_states]
+            for i in replay.ok:
+                if i not in to_change:
+                    wrong[i] = now.get(i, "gone")
+            changed = await conn.fetch(update_sql(ctx.tables, t), to_change, t.to_state) if to_change else []
+            out.applied = [i for i in to_change if i in {r["id"] for r in changed}]
+            from_state = {i: locked[i]["status"] for i in out.applied}
+            await conn.execute(_RELEASE_SQL, t.kind, token)
+            await _finish(conn, ctx, t, out, wrong, from_state, {"mode": "http"}, reason, filter, bulk_id)
+        finished = True
+        held = max(held, time.perf_counter() - locked_at)
+    finally:
+        if not finished:  # failed or cancelled between the two transactions: free the rows now
+            with contextlib.suppress(Exception):
+                await asyncio.shield(ctx.db.execute(_RELEASE_SQL, t.kind, token))
+    out.lock_held_s, out.duration_s = held, time.perf_counter() - started
+    return out
+
+
+def _pool_payloads(ctx: ActionContext, kind: Kind) -> PayloadLoader:
+    """Payloads read one at a time when their replay starts (no transaction, no lock)."""
+    sql = payload_sql(ctx.tables, kind)
+
+    async def load(row_id: int) -> str | None:
+        value: str | None = await ctx.db.fetchval(sql, row_id)
+        return value
+
+    return load

@@ -171,6 +171,13 @@ class HttpRedrive:
         self.client = client
         self.concurrency = concurrency
 
+    def claim_ttl_s(self, items: int, pacer: Pacer | None = None) -> float:
+        """How long claims on ``items`` rows must last: every replay timing out, plus pacing,
+        plus a minute. Only a crashed opswatch ever waits this long for its claims to lapse."""
+        rounds = -(-items // self.concurrency)
+        paced = items / pacer.rate if pacer is not None and pacer.rate else 0.0
+        return rounds * float(self.cfg.timeout) + paced + 60.0
+
     async def _post(self, kind: Kind, item: ReplayItem, payload: str | None) -> str | None:
         headers = {
             **self.cfg.headers,
