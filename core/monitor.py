@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 
 from loguru import logger
 
+from core.aio import wait_event
 from core.alerting import AlertActions, AlertEngine, MetricSample
 from core.audit import default_actor
 from core.config import Config, mask_url
@@ -117,8 +118,11 @@ class Monitor:
         self._changed: set[str] = set()  # endpoints with new samples since the last rule pass
         self.snapshot = Snapshot(taken_at=clock(), read_only=self.read_only)
         self._tables_changed = asyncio.Event()
+        # a screen wants a new dead letter within about a second; a headless agent's rules read the
+        # backlog summaries, which refresh every SUMMARIES_EVERY_S anyway
+        self._watch_fast = min(0.5, config.ui.refresh_interval)
         self.watcher = ChangeWatcher(db, config, lambda _change: self._tables_changed.set(),
-                                     interval=min(0.5, config.ui.refresh_interval))
+                                     interval=SUMMARIES_EVERY_S)
         self._subscribers: list[Callable[[Snapshot], None]] = []
         self._sample_listeners: list[Callable[[ProbeSample], None]] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -192,12 +196,15 @@ class Monitor:
 
     def subscribe(self, callback: Callable[[Snapshot], None]) -> Callable[[], None]:
         self._subscribers.append(callback)
+        self.watcher.set_interval(self._watch_fast)
         callback(self.snapshot)
         self._dirty.set()  # snapshots are not built while nobody listens: send a fresh one soon
 
         def unsubscribe() -> None:
             with contextlib.suppress(ValueError):
                 self._subscribers.remove(callback)
+            if not self._subscribers:
+                self.watcher.set_interval(SUMMARIES_EVERY_S)
 
         return unsubscribe
 
@@ -250,8 +257,7 @@ class Monitor:
             if wake is None:
                 await asyncio.sleep(pause)
             else:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), pause)
+                await wait_event(wake, pause)
 
     async def _safe(self, name: str, job: Callable[[], Awaitable[object]]) -> None:
         try:

@@ -22,6 +22,7 @@ from typing import Any
 
 import asyncpg
 
+from core.aio import get_within, wait_event
 from core.audit import default_actor, write_audit
 from core.config import Config
 from core.db import Database, DatabaseUnavailable
@@ -168,6 +169,13 @@ class ChangeWatcher:
         self.mode = "stopped"
         self._task: asyncio.Task[None] | None = None
         self._queue: asyncio.Queue[Change] = asyncio.Queue()
+        self._retuned = asyncio.Event()
+
+    def set_interval(self, seconds: float) -> None:
+        """Poll every ``seconds`` from now on (the wait in progress is cut short)."""
+        if seconds != self.interval:
+            self.interval = seconds
+            self._retuned.set()
 
     async def start(self) -> None:
         if self._task is None:
@@ -208,9 +216,8 @@ class ChangeWatcher:
         await conn.add_listener(CHANGES_CHANNEL, received)
         try:
             while not conn.is_closed():
-                try:
-                    change = await asyncio.wait_for(self._queue.get(), timeout=max(self.interval, 5.0))
-                except TimeoutError:
+                change = await get_within(self._queue, max(self.interval, 5.0))
+                if change is None:
                     await conn.fetchval("SELECT 1")  # notice a dropped connection
                     continue
                 await self._emit(change)
@@ -222,7 +229,8 @@ class ChangeWatcher:
         self.mode = "poll"
         last = await change_token(self.db, self.config)
         while True:
-            await asyncio.sleep(self.interval)
+            await wait_event(self._retuned, self.interval)
+            self._retuned.clear()
             token = await change_token(self.db, self.config)
             if token != last:
                 last = token

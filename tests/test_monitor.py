@@ -8,7 +8,7 @@ import time
 
 from core.config import Config
 from core.db import Database, PoolSettings
-from core.monitor import Monitor
+from core.monitor import SUMMARIES_EVERY_S, Monitor
 from core.snapshot import Snapshot
 from tests.servers import WebhookSink
 from tests.test_triage_support import add_dlq, reset_app, seed_base, triage_config
@@ -80,3 +80,12 @@ async def test_only_the_agent_announces_a_database_unreachable_since_start() -> 
         ":red_circle: CRITICAL: db-unreachable"
     ]
     assert "secret" not in str(sink.received[0].body)
+
+
+async def test_the_change_watcher_polls_fast_only_while_a_screen_listens(database: Database) -> None:
+    monitor = Monitor(triage_config(), database, deliver=False, probes_enabled=False)
+    assert monitor.watcher.interval == SUMMARIES_EVERY_S  # headless: the summaries loop suffices
+    unsubscribe = monitor.subscribe(lambda _snapshot: None)
+    assert monitor.watcher.interval == 0.5
+    unsubscribe()
+    assert monitor.watcher.interval == SUMMARIES_EVERY_S

@@ -30,6 +30,7 @@ from typing import Any, Literal
 import asyncpg
 from loguru import logger
 
+from core.aio import get_within
 from core.db import describe_error
 from core.demo import content
 from core.demo.scenario import DEFAULT_SEED, DEFAULT_SPEED, Scenario
@@ -503,9 +504,7 @@ class TrafficSimulator:
 
     async def _redrive_loop(self) -> None:
         while not self._stopping.is_set():
-            request: RedriveRequest | None = None
-            with contextlib.suppress(TimeoutError):
-                request = await asyncio.wait_for(self._queue.get(), self.poll_interval)
+            request = await get_within(self._queue, self.poll_interval)
             try:
                 if self._listener is None or self._listener.is_closed():
                     self._listener = None

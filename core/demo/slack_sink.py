@@ -14,6 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
+from core.aio import wait_event
 from core.demo.server import HOST, LocalServer
 
 _MAX_BODY = 1024 * 1024
@@ -70,10 +71,7 @@ class SlackSink(LocalServer):
             if remaining <= 0:
                 return False
             self._arrived.clear()
-            try:
-                await asyncio.wait_for(self._arrived.wait(), min(remaining, 0.25))
-            except TimeoutError:
-                pass
+            await wait_event(self._arrived, min(remaining, 0.25))
         return True
 
     async def _receive(self, request: web.Request) -> web.Response:

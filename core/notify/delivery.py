@@ -18,6 +18,7 @@ from collections.abc import Collection, Mapping
 import httpx
 from loguru import logger
 
+from core.aio import wait_event
 from core.config import Config
 from core.db import Database, DatabaseUnavailable
 from core.notify.base import Notifier, SendResult
@@ -117,8 +118,7 @@ class Deliverer:
                     await self.deliver_offline()
                 except Exception:
                     logger.exception("direct delivery pass failed")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.settings.poll_interval)
+            await wait_event(self._wake, self.settings.poll_interval)
             self._wake.clear()
 
     # -- one pass ------------------------------------------------------------------------------
