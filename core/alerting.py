@@ -44,7 +44,7 @@ from core.notify.outbox import (
     list_outbox,
     requeue,
 )
-from core.notify.registry import build_notifiers
+from core.notify.registry import build_notifiers, destinations
 from core.rules import (
     FIRING,
     OK,
@@ -899,6 +899,7 @@ class AlertActions:
             if notifiers is not None
             else (build_notifiers(config) if config is not None else {})
         )
+        self._targets = destinations(self._notifiers)
 
     def _writable(self, what: str) -> None:
         if self.read_only:
@@ -909,8 +910,7 @@ class AlertActions:
         route (a webhook URL changed since): no instance with this configuration will send it."""
         if entry.status not in ("pending", "dead") or entry.target is None:
             return False
-        current = {route: t for n in self._notifiers.values() for route, t in n.targets().items()}
-        return current.get(entry.route) != entry.target
+        return self._targets.get(entry.route) != entry.target
 
     async def acknowledge(self, rule: str, scope: str = "") -> ActionResult:
         """Stop repeats of a pending or firing alert until it resolves; an announced one is also

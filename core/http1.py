@@ -238,7 +238,7 @@ class Http1Client:
         self._resolver = resolver
         self._idle: dict[tuple[str, str, int, bool], deque[_Connection]] = {}
         self._busy: set[_Connection] = set()
-        self._targets: dict[tuple[str, str, tuple[tuple[str, str], ...], bool], _Target] = {}
+        self._targets: dict[tuple[str, URL, tuple[tuple[str, str], ...], bool], _Target] = {}
         self._dns: dict[tuple[str, int], tuple[float, list[tuple[socket.AddressFamily, str]]]] = {}
         self._tls: dict[bool, ssl.SSLContext] = {}
 
@@ -290,7 +290,7 @@ class Http1Client:
     def _target(
         self, method: str, url: URL, headers: tuple[tuple[str, str], ...], verify_tls: bool
     ) -> _Target:
-        cache_key = (method, str(url), headers, verify_tls)
+        cache_key = (method, url, headers, verify_tls)
         target = self._targets.get(cache_key)
         if target is None:
             if len(self._targets) > 10_000:

@@ -14,7 +14,7 @@ import asyncio
 import errno
 import socket
 import ssl
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -30,6 +30,8 @@ MAX_BODY_BYTES = 256 * 1024
 """Bytes of a response body read for checks; a longer body is cut and its connection dropped."""
 
 ErrorKind = Literal["timeout", "connect_refused", "dns", "tls", "other"]
+Headers = Mapping[str, str] | Sequence[tuple[str, str]]
+"""Request headers as a mapping or as the name/value pairs a ProbeSpec keeps."""
 
 _USER_AGENT = "opswatch-probe/0.1"
 
@@ -110,7 +112,7 @@ class HttpClient:
         method: str,
         url: str,
         *,
-        headers: Mapping[str, str] | None,
+        headers: Headers | None,
         timeout_s: float,
         verify_tls: bool = True,
         follow_redirects: bool = False,
@@ -124,7 +126,7 @@ class HttpClient:
             return await self._via_aiohttp(method, parsed, headers, timeout_s, verify_tls, follow_redirects)
         async with asyncio.timeout(timeout_s):
             result = await self._lean.request(
-                method, parsed, headers.items() if headers else (), verify_tls=verify_tls
+                method, parsed, _pairs(headers), verify_tls=verify_tls
             )
         return HttpResult(result.status, result.body)
 
@@ -132,7 +134,7 @@ class HttpClient:
         self,
         method: str,
         url: URL,
-        headers: Mapping[str, str] | None,
+        headers: Headers | None,
         timeout_s: float,
         verify_tls: bool,
         follow_redirects: bool,
@@ -154,6 +156,12 @@ class HttpClient:
         sessions, self._sessions = list(self._sessions.values()), {}
         for session in sessions:
             await session.close()
+
+
+def _pairs(headers: Headers | None) -> tuple[tuple[str, str], ...]:
+    if not headers:
+        return ()
+    return tuple(headers.items()) if isinstance(headers, Mapping) else tuple(headers)
 
 
 async def _read_capped(response: aiohttp.ClientResponse) -> bytes:

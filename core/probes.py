@@ -128,7 +128,7 @@ async def probe_once(spec: ProbeSpec, client: HttpClient, *, clock: Clock = _utc
         result = await client.request(
             spec.method,
             spec.url,
-            headers=dict(spec.headers) if spec.headers else None,
+            headers=spec.headers or None,
             timeout_s=spec.timeout_s,
             verify_tls=spec.verify_tls,
             follow_redirects=spec.follow_redirects,

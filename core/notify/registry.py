@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import httpx
 
 from core.config import Config
@@ -11,7 +13,7 @@ from core.notify.pagerduty import PagerDutyNotifier
 from core.notify.slack import SlackNotifier
 from core.notify.webhook import WebhookNotifier
 
-__all__ = ["build_notifiers", "send_timeout"]
+__all__ = ["build_notifiers", "destinations", "send_timeout"]
 
 
 def build_notifiers(config: Config, http: httpx.AsyncClient | None = None) -> dict[str, Notifier]:
@@ -27,6 +29,11 @@ def build_notifiers(config: Config, http: httpx.AsyncClient | None = None) -> di
     if cfg.webhook:
         notifiers["webhook"] = WebhookNotifier(cfg.webhook, http)
     return notifiers
+
+
+def destinations(notifiers: Mapping[str, Notifier]) -> dict[str, str]:
+    """Every route these notifiers can send to, with its destination fingerprint."""
+    return {route: t for n in notifiers.values() for route, t in n.targets().items()}
 
 
 def send_timeout(config: Config) -> float:
