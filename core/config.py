@@ -16,7 +16,7 @@ import os
 import re
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -37,6 +37,7 @@ from pydantic import (
 from core.config_loader import (
     ConfigError,
     LocatedValueError,
+    Secret,
     parse_yaml,
     read_yaml,
     suggest,
@@ -82,6 +83,7 @@ __all__ = [
     "mask_url",
     "mask_url_credentials",
     "render_effective",
+    "secret_values",
 ]
 
 Severity = Literal["critical", "warning", "info"]
@@ -251,11 +253,30 @@ def _identifier(value: str) -> str:
     return value
 
 
+# C0, DEL, C1 and the bidi controls (marks, embeddings, overrides, isolates): a name reaches
+# terminals, chat messages and pager titles, where these would hide or reorder text.
+_NAME_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
 def _name(value: str) -> str:
     text = value.strip()
-    if not text or len(text) > 100 or any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
-        raise ValueError(f"names must be 1-100 printable characters, got {value!r}")
+    if not text or len(text) > 100 or _NAME_CONTROLS.search(text):
+        raise ValueError(
+            f"names must be 1-100 printable characters (no control or bidi characters), got {value!r}"
+        )
     return text
+
+
+def _check_url_auth(owner: str, url: str | None, headers: Mapping[str, str], key: str = "url") -> None:
+    """HTTP clients refuse a request with both URL credentials and an Authorization header."""
+    if url is None or not any(name.strip().lower() == "authorization" for name in headers):
+        return
+    if "@" in urlsplit(url).netloc:
+        raise LocatedValueError(
+            (key,),
+            f"{owner}has credentials in the URL (user:password@) and an Authorization header; "
+            "every request would fail: keep only one of them",
+        )
 
 
 def _log_level(value: object) -> object:
@@ -327,13 +348,21 @@ _DurationSer = PlainSerializer(_json_duration, return_type=str, when_used="json"
 Duration = Annotated[float, BeforeValidator(_nonnegative_duration), _DurationSer]
 PositiveDuration = Annotated[float, BeforeValidator(_positive_duration), _DurationSer]
 Size = Annotated[int, BeforeValidator(_positive_size), PlainSerializer(format_size, when_used="json")]
-HttpUrl = Annotated[str, BeforeValidator(_http_url), _masked(mask_url_credentials)]
-OptionalHttpUrl = Annotated[str | None, BeforeValidator(_http_url), _masked(mask_url_credentials)]
-SecretUrl = Annotated[str, BeforeValidator(_http_url), _masked(mask_url)]
-OptionalSecretUrl = Annotated[str | None, BeforeValidator(_http_url), _masked(mask_url)]
-OptionalSecret = Annotated[str | None, _masked(lambda _: MASK)]
-Dsn = Annotated[str | None, BeforeValidator(_postgres_dsn), _masked(mask_dsn)]
-Headers = Annotated[dict[str, str], AfterValidator(_drop_empty_headers), PlainSerializer(_serialize_headers)]
+# Secret(...) marks what is never echoed in a config error and what secret_values() registers.
+HttpUrl = Annotated[str, BeforeValidator(_http_url), _masked(mask_url_credentials), Secret("credentials")]
+OptionalHttpUrl = Annotated[
+    str | None, BeforeValidator(_http_url), _masked(mask_url_credentials), Secret("credentials")
+]
+SecretUrl = Annotated[str, BeforeValidator(_http_url), _masked(mask_url), Secret("url")]
+OptionalSecretUrl = Annotated[str | None, BeforeValidator(_http_url), _masked(mask_url), Secret("url")]
+OptionalSecret = Annotated[str | None, _masked(lambda _: MASK), Secret("value")]
+Dsn = Annotated[str | None, BeforeValidator(_postgres_dsn), _masked(mask_dsn), Secret("dsn")]
+Headers = Annotated[
+    dict[str, str],
+    AfterValidator(_drop_empty_headers),
+    PlainSerializer(_serialize_headers),
+    Secret("headers"),
+]
 Identifier = Annotated[str, AfterValidator(_identifier)]
 Name = Annotated[str, AfterValidator(_name)]
 Email = Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+$")]
@@ -515,6 +544,11 @@ class Endpoint(_Model):
     """Follow 3xx redirects instead of judging the redirect response."""
     service: Name = "api"
     """Service group, for dependency suppression between alerts."""
+
+    @model_validator(mode="after")
+    def _check(self) -> Endpoint:
+        _check_url_auth(f"endpoint {self.name!r} ", self.url, self.headers)
+        return self
 
     def accepts_status(self, status: int) -> bool:
         """True if ``status`` is one of ``expect_status``."""
@@ -879,6 +913,11 @@ class WebhookConfig(_Model):
     timeout: PositiveDuration = 10.0
     """HTTP timeout of one delivery."""
 
+    @model_validator(mode="after")
+    def _check(self) -> WebhookConfig:
+        _check_url_auth(f"webhook {self.name!r} ", self.url, self.headers)
+        return self
+
 
 class NotificationsConfig(_Model):
     """Where alerts go."""
@@ -920,6 +959,7 @@ class RedriveConfig(_Model):
 
     @model_validator(mode="after")
     def _check(self) -> RedriveConfig:
+        _check_url_auth("", self.replay_url, self.headers, "replay_url")
         if self.mode == "http" and self.replay_url is None:
             raise LocatedValueError(
                 ("replay_url",), "required when mode is 'http' (the backend's replay URL)"
@@ -1121,6 +1161,58 @@ def _validate(data: Any, doc: Any) -> Config:
         return Config.model_validate(data)
     except pydantic.ValidationError as exc:
         raise validation_error(exc, doc, Config) from None
+
+
+def secret_values(model: BaseModel) -> Iterator[str]:
+    """Every secret in ``model`` (a :class:`Config` or a section), found by its ``Secret`` marker.
+
+    What :func:`core.redact.register_secret` should mask: secret values, secret URLs (the
+    registry adds their paths, queries and token-like segments), a DSN and its password, the
+    password and secret query values of other URLs, and credential header values (with the bare
+    token of ``Bearer <token>``).
+    """
+    for name, info in type(model).model_fields.items():
+        value = getattr(model, name)
+        marker = next((m for m in info.metadata if isinstance(m, Secret)), None)
+        if marker is not None:
+            yield from _secrets_of(marker.kind, value)
+        elif isinstance(value, BaseModel):
+            yield from secret_values(value)
+        elif isinstance(value, tuple):
+            for item in value:
+                if isinstance(item, BaseModel):
+                    yield from secret_values(item)
+
+
+def _secrets_of(kind: str, value: object) -> Iterator[str]:
+    if isinstance(value, Mapping):
+        for header, text in value.items():
+            if kind == "headers" and is_secret_header(str(header)) and text:
+                yield str(text)
+                token = str(text).split()[-1]
+                if token != text:
+                    yield token
+        return
+    if not isinstance(value, str) or not value:
+        return
+    if kind in ("value", "url"):
+        yield value
+        return
+    if kind == "dsn":
+        yield value
+        keyword = _DSN_KEYWORD_PASSWORD.search(value)
+        if keyword:
+            yield keyword.group(2).strip("'")
+    try:
+        parts = urlsplit(value)
+        password = parts.password
+    except ValueError:
+        return
+    if password:
+        yield password
+    for key, item in parse_qsl(parts.query, keep_blank_values=False):
+        if is_secret_header(key):
+            yield item
 
 
 def default_config() -> Config:

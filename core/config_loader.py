@@ -6,6 +6,7 @@ reports problems as :class:`ConfigError`, a single line ``file:line: key: messag
 
 from __future__ import annotations
 
+import datetime
 import difflib
 import re
 import types
@@ -22,6 +23,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 __all__ = [
     "ConfigError",
     "LocatedValueError",
+    "Secret",
     "YamlDocument",
     "format_key",
     "iter_errors",
@@ -75,6 +77,20 @@ class LocatedValueError(ValueError):
     def __init__(self, loc: KeyPath, message: str) -> None:
         self.loc = loc
         super().__init__(message)
+
+
+@dataclass(frozen=True)
+class Secret:
+    """``Annotated`` marker of a field that holds a secret.
+
+    Its value is never shown in a config error (only the key and the expected type), and
+    :func:`core.config.secret_values` hands it to the redaction registry. ``kind`` says which
+    part is secret: ``value`` (all of it), ``url`` (a secret URL: the whole URL, its path and
+    query), ``credentials`` (only a URL's user:password and secret query values), ``dsn`` (the
+    DSN and its password), ``headers`` (the values of credential headers).
+    """
+
+    kind: typing.Literal["value", "url", "credentials", "dsn", "headers"]
 
 
 def format_key(path: Sequence[PathPart]) -> str:
@@ -319,10 +335,16 @@ def _one_error(err: Any, doc: YamlDocument, root: type[pydantic.BaseModel]) -> C
     path = _data_path(loc, doc.data)
     kind = err["type"]
     value = err.get("input")
+    secret = _is_secret(root, path)
+    hidden = secret or (isinstance(value, dict | list) and _holds_secrets(root, path))
     if kind == "extra_forbidden":
         message = f"unknown key {path[-1]!r}" + suggest(str(path[-1]), _field_names(root, path[:-1]))
     elif kind == "missing":
         message = "required key is missing"
+    elif kind in _TYPE_MESSAGES and hidden:
+        found, hint = _kind_of(value)
+        why = "secret, value not shown" if secret else "value not shown: it may hold secrets"
+        message = f"{_TYPE_MESSAGES[kind]}, got {found} ({why}{hint})"
     elif kind in _TYPE_MESSAGES:
         message = f"{_TYPE_MESSAGES[kind]}, got {_show(value)}"
     elif kind == "too_short":
@@ -366,6 +388,80 @@ def _data_path(loc: KeyPath, data: Any) -> KeyPath:
 def _show(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _kind_of(value: Any) -> tuple[str, str]:
+    """What a misplaced secret turned out to be, and a hint, without showing it."""
+    quote = "; quote it to keep it as text"
+    if isinstance(value, dict):
+        return "a mapping", ""
+    if isinstance(value, list | tuple):
+        return "a list", ""
+    if isinstance(value, datetime.date):
+        return "a date", quote
+    if isinstance(value, bool):
+        return "true/false", quote
+    if isinstance(value, int | float):
+        return "a number", quote
+    if value is None:
+        return "nothing", ""
+    return ("text" if isinstance(value, str) else type(value).__name__), ""
+
+
+def _secret_marker(info: Any) -> Secret | None:
+    return next((m for m in getattr(info, "metadata", ()) if isinstance(m, Secret)), None)
+
+
+def _is_secret(root: type[pydantic.BaseModel], path: KeyPath) -> bool:
+    """True when ``path`` is a secret field or lies inside one (e.g. one header of ``headers``)."""
+    for depth in range(len(path)):
+        part = path[depth]
+        model = _model_at(root, path[:depth])
+        if model is None or not isinstance(part, str):
+            continue
+        fields = {info.alias or name: info for name, info in model.model_fields.items()}
+        fields.update(model.model_fields)
+        if _secret_marker(fields.get(part)) is not None:
+            return True
+    return False
+
+
+def _holds_secrets(root: type[pydantic.BaseModel], path: KeyPath) -> bool:
+    """True when the value expected at ``path`` has a secret field anywhere below it."""
+    current: Any = root
+    for part in path:
+        current = _step(current, part)
+        if current is None:
+            return True  # unknown shape: assume the worst
+    return _type_holds_secrets(current, set())
+
+
+def _step(annotation: Any, part: PathPart) -> Any:
+    current = _unwrap(annotation)
+    if isinstance(part, int):
+        return _item_type(current)
+    if isinstance(current, type) and issubclass(current, pydantic.BaseModel):
+        fields = {info.alias or name: info for name, info in current.model_fields.items()}
+        fields.update(current.model_fields)
+        info = fields.get(part)
+        return info.annotation if info is not None else None
+    return _item_type(current, mapping=True)
+
+
+def _type_holds_secrets(annotation: Any, seen: set[Any]) -> bool:
+    if typing.get_origin(annotation) is typing.Annotated:
+        if any(isinstance(m, Secret) for m in annotation.__metadata__):
+            return True
+        return _type_holds_secrets(typing.get_args(annotation)[0], seen)
+    if isinstance(annotation, type) and issubclass(annotation, pydantic.BaseModel):
+        if annotation in seen:
+            return False
+        seen.add(annotation)
+        return any(
+            _secret_marker(info) is not None or _type_holds_secrets(info.annotation, seen)
+            for info in annotation.model_fields.values()
+        )
+    return any(_type_holds_secrets(arg, seen) for arg in typing.get_args(annotation) if arg is not Ellipsis)
 
 
 def suggest(word: str, candidates: Sequence[str], *, list_allowed: bool = True) -> str:

@@ -116,7 +116,9 @@ def test_wrong_type(tmp_path: Path) -> None:
 
 def test_wrong_type_section_is_a_mapping_not_a_list(tmp_path: Path) -> None:
     path = write(tmp_path, "ui:\n  theme: dark\nendpoints:\n  health: http://x\n")
-    assert str(error_of(path)) == f"{path}:3: endpoints: expected a list, got {{'health': 'http://x'}}"
+    assert str(error_of(path)) == (
+        f"{path}:3: endpoints: expected a list, got a mapping (value not shown: it may hold secrets)"
+    )
 
 
 def test_wrong_type_boolean(tmp_path: Path) -> None:

@@ -6,12 +6,12 @@ import asyncio
 import contextlib
 import os
 import signal
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 from loguru import logger
 
-from core.config import Config, is_secret_header
+from core.config import Config, secret_values
 from core.db import Database, PoolSettings
 from core.exporter import MetricsExporter
 from core.logging import LogBuffer, resolve_level, setup_logging
@@ -22,28 +22,8 @@ from tui.commands.common import UsageError, package_version
 
 
 def _secrets(config: Config) -> Iterator[str]:
-    if config.database.dsn:
-        yield config.database.dsn
-    hooks = config.notifications.slack.webhooks
-    for url in (hooks.critical, hooks.warning, hooks.info, hooks.default):
-        if url:
-            yield str(url)
-    for hook in config.notifications.webhook:
-        yield str(hook.url)
-        yield from _secret_headers(hook.headers)
-    if config.notifications.pagerduty.routing_key:
-        yield config.notifications.pagerduty.routing_key
-    if config.notifications.email.password:
-        yield config.notifications.email.password
-    if config.sentry.dsn:
-        yield config.sentry.dsn
-    for endpoint in config.endpoints:
-        yield from _secret_headers(endpoint.headers)
-    yield from _secret_headers(config.triage.redrive.headers)
-
-
-def _secret_headers(headers: Mapping[str, str]) -> Iterator[str]:
-    return (value for name, value in headers.items() if value and is_secret_header(name))
+    """Every secret of the config, found through its types (the ``Secret`` markers)."""
+    return secret_values(config)
 
 
 def start_cli_logging(config: Config) -> None:
