@@ -25,6 +25,9 @@ What is masked by :func:`redact`:
   secret, token, api key, routing key (PagerDuty), private key, cookie ...
 * self-identifying tokens: JWTs, Slack ``xox?-`` tokens, GitHub ``ghp_`` tokens, Stripe keys
 * e-mail addresses (local part only): ``jane@example.com`` -> ``***@example.com``
+* card numbers (PAN): 13-19 digits, bare or in card grouping (``4111 1111 1111 1111``,
+  ``3782-822463-10005``), that pass the Luhn check -> ``[card]``; other digit runs (order ids,
+  timestamps) stay
 
 Redaction is idempotent: ``redact(redact(s)) == redact(s)``.
 """
@@ -36,7 +39,7 @@ import threading
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
-from urllib.parse import quote, quote_plus
+from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlsplit
 
 __all__ = [
     "MASK",
@@ -46,6 +49,7 @@ __all__ = [
     "register_secret",
     "registered_secret_count",
     "scrub",
+    "url_parts",
 ]
 
 MASK = "***"
@@ -138,6 +142,12 @@ _EMAIL = re.compile(
     r"(?<![\w.%+\-])[A-Za-z0-9._%+\-]+@(?=[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}\b)"
 )
 
+# Candidate card numbers: 13+ digits with single space/dash separators, not part of a word or
+# a decimal number; _mask_cards() keeps only card-shaped, Luhn-valid windows.
+_DIGIT_RUN = re.compile(r"(?<![\w.])\d(?:[ \-]?\d){12,}(?!\w|[.,]\d)")
+_SEPARATOR = re.compile(r"[ \-]")
+CARD_MASK = "[card]"
+
 _KEY_HINTS = (
     "password",
     "passwd",
@@ -169,9 +179,37 @@ _registered: set[str] = set()
 _registered_pattern: re.Pattern[str] | None = None
 
 
+def _token_like(segment: str) -> bool:
+    """A path segment that is an id or a key rather than a word (``T0A1B2C3D``, ``Xq9...``)."""
+    return len(segment) >= 20 or (len(segment) >= 8 and any(ch.isdigit() for ch in segment))
+
+
+def url_parts(value: str) -> list[str]:
+    """The parts of an http(s) URL that a receiver may echo on their own: its path (with and
+    without the query), the query and its values, token-like path segments and the userinfo.
+    Empty for anything else."""
+    try:
+        parts = urlsplit(value.strip())
+    except ValueError:
+        return []
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        return []
+    found = [parts.path, unquote(parts.path)]
+    if parts.query:
+        found += [f"{parts.path}?{parts.query}", parts.query]
+        found += [item for _key, item in parse_qsl(parts.query, keep_blank_values=False)]
+    found += [unquote(seg) for seg in parts.path.split("/") if _token_like(unquote(seg))]
+    userinfo, at, _host = parts.netloc.rpartition("@")
+    if at:
+        found += [unquote(piece) for piece in userinfo.split(":", 1)]
+    return [piece for piece in found if len(piece.strip()) >= MIN_SECRET_LENGTH]
+
+
 def register_secret(value: str) -> None:
     """Mask ``value`` (and its URL-encoded forms) wherever it appears from now on.
 
+    For an http(s) URL (a webhook) its :func:`url_parts` are masked too, so that a receiver
+    echoing the request path (``no webhook for POST /services/T../B../token``) reveals nothing.
     Values shorter than :data:`MIN_SECRET_LENGTH` characters (after stripping whitespace)
     are ignored.  Thread-safe.
     """
@@ -181,7 +219,9 @@ def register_secret(value: str) -> None:
     value = value.strip()
     if len(value) < MIN_SECRET_LENGTH:
         return
-    variants = {value, quote(value, safe=""), quote_plus(value, safe="")}
+    variants: set[str] = set()
+    for piece in (value, *url_parts(value)):
+        variants.update((piece, quote(piece, safe=""), quote_plus(piece, safe="")))
     with _registry_lock:
         if variants <= _registered:
             return
@@ -225,6 +265,55 @@ def _mask_basic(match: re.Match[str]) -> str:
     return match.group("prefix") + MASK
 
 
+def _luhn(digits: str) -> bool:
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        value = ord(char) - 48
+        if index % 2:
+            value = value * 2 - 9 if value > 4 else value * 2
+        total += value
+    return total % 10 == 0
+
+
+def _card_shaped(lengths: list[int]) -> bool:
+    """Group lengths of one run of 13-19 digits, or of card grouping: 4-4-4-4(-1..4), 4-6-4/5."""
+    if len(lengths) == 1:
+        return True
+    if all(n == 4 for n in lengths[:-1]) and lengths[-1] <= 4:
+        return True
+    return lengths[:2] == [4, 6] and len(lengths) == 3 and lengths[2] in (4, 5)
+
+
+def _mask_cards(match: re.Match[str]) -> str:
+    text = match.group(0)
+    groups = _SEPARATOR.split(text)
+    seps = _SEPARATOR.findall(text)
+    lengths = [len(group) for group in groups]
+    out: list[str] = []
+    i = 0
+    while i < len(groups):
+        masked = False
+        if lengths[i] == 4 or lengths[i] >= 13:  # a card starts with 4 digits or is unspaced
+            end, digits = i, 0
+            while end < len(groups) and digits + lengths[end] <= 19:  # a PAN has at most 19 digits
+                digits += lengths[end]
+                end += 1
+            for j in range(end, i, -1):  # the longest card-shaped window starting at i
+                if digits >= 13 and _card_shaped(lengths[i:j]) and _luhn("".join(groups[i:j])):
+                    masked = True
+                    break
+                digits -= lengths[j - 1]
+        if masked:
+            out.append(CARD_MASK)
+            i = j
+        else:
+            out.append(groups[i])
+            i += 1
+        if i < len(groups):
+            out.append(seps[i - 1])
+    return "".join(out)
+
+
 _PREFIX_MASK = r"\g<prefix>" + MASK
 
 
@@ -263,6 +352,7 @@ def redact(text: str) -> str:
             text = _KEY_VALUE.sub(_mask_kv, text)
 
     text = _KNOWN_TOKENS.sub(MASK, text)
+    text = _DIGIT_RUN.sub(_mask_cards, text)
 
     if "@" in text:
         text = _EMAIL.sub(MASK + "@", text)

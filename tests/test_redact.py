@@ -16,6 +16,7 @@ from core.redact import (
     register_secret,
     registered_secret_count,
     scrub,
+    url_parts,
 )
 
 
@@ -185,6 +186,81 @@ def test_redact_is_linear_on_hostile_input() -> None:
         start = time.perf_counter()
         redact(text)
         assert time.perf_counter() - start < 1.0
+
+
+def test_hostile_digit_runs_stay_linear() -> None:
+    for text in ("1 " * 50_000, "1-" * 50_000, "1234567890" * 10_000, "4111 " * 50_000):
+        start = time.perf_counter()
+        redact(text)
+        assert time.perf_counter() - start < 2.0
+
+
+# --------------------------------------------------------------------------- card numbers
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("card 4111 1111 1111 1111", "card [card]"),
+        ("4111111111111111", "[card]"),
+        ("pan=4111-1111-1111-1111;", "pan=[card];"),
+        ('syntax for type integer: "card 4111 1111 1111 1111"', 'syntax for type integer: "card [card]"'),
+        ("amex 3782-822463-10005, visa 4012888888881881.", "amex [card], visa [card]."),
+        ("19 digits 6011 0009 9013 9424 009", "19 digits [card]"),
+        ("order 12 4111 1111 1111 1111 ok", "order 12 [card] ok"),
+        ("two 4111111111111111 5555555555554444", "two [card] [card]"),
+    ],
+)
+def test_card_numbers_are_masked(text: str, expected: str) -> None:
+    assert redact(text) == expected
+    assert redact(expected) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "card 4111 1111 1111 1112",  # fails the Luhn check
+        "order 100000000000123 shipped",  # 15 digits, not Luhn-valid
+        "at 2026-12-04 15:43:34.123 (1764863014123)",  # a timestamp and an epoch, not Luhn-valid
+        "run 2026-12-04 2026-12-05",  # dates are not card-shaped groups
+        "latency 0.4111111111111111 s",  # a fraction, not a number of its own
+        "id 41111111111111111111111",  # 23 digits: too long for a card
+        "sha 4111111111111111abc",  # part of a word
+        "12 34 56 78 90 12 34 56",  # short groups are not a card layout
+    ],
+)
+def test_other_digit_runs_are_kept(text: str) -> None:
+    assert redact(text) == text
+
+
+# --------------------------------------------------------------------------- URL parts
+
+
+WEBHOOK = "https://hooks.slack.com/services/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"
+
+
+def test_url_parts() -> None:
+    parts = url_parts("https://bot:pa55word@hooks.example.com/in/abc/Tok3nValue9?sig=Zz9Yy8Xx&v=1")
+    for piece in ("/in/abc/Tok3nValue9", "/in/abc/Tok3nValue9?sig=Zz9Yy8Xx&v=1", "sig=Zz9Yy8Xx&v=1",
+                  "Zz9Yy8Xx", "Tok3nValue9", "pa55word"):  # fmt: skip
+        assert piece in parts, piece
+    assert "in" not in parts and "abc" not in parts  # short words are not secrets
+    assert url_parts("postgres://ops:pw@db/pos") == [] and url_parts("not a url") == []
+
+
+def test_registered_webhook_masks_an_echoed_path_and_its_token() -> None:
+    register_secret(WEBHOOK)
+    path = WEBHOOK.removeprefix("https://hooks.slack.com")
+    token = path.rsplit("/", 1)[1]
+    for text in (
+        f"HTTP 404: no webhook for POST {path}",
+        f"unknown token {token}",
+        f"path={path.replace('/', '%2F')}",
+        "team T0A1B2C3D",
+    ):
+        out = redact(text)
+        assert token not in out and "T0A1B2C3D" not in out and "%2Fservices" not in out, out
+    assert redact("POST /services failed") == "POST /services failed"  # a bare word stays
 
 
 # --------------------------------------------------------------------------- scrub

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +15,10 @@ from loguru import logger
 from sentry_sdk.envelope import Envelope
 from sentry_sdk.transport import Transport
 
+from core.config import Config
+from core.db import Database
 from core.logging import reset_logging, setup_logging
+from core.monitor import Monitor
 from core.redact import MASK, clear_secrets, register_secret
 from core.telemetry import init_sentry, scrub_breadcrumb, scrub_event, shutdown_sentry
 
@@ -324,3 +329,37 @@ def test_shutdown_stops_sending(transport: CapturingTransport) -> None:
     logger.add(lambda _m: None)
     logger.error("after shutdown")
     assert transport.items("event") == []
+
+
+# --------------------------------------------------------------------------- card numbers
+
+
+async def test_card_number_from_a_failing_custom_metric_reaches_no_event_or_log(
+    database: Database, transport: CapturingTransport, tmp_path: Path
+) -> None:
+    """A metric's SQL fails on DLQ-like text holding a PAN: the error goes to Sentry and both log
+    files with the card number replaced; other digits (the metric's interval, order ids) stay."""
+    card = " ".join(["4111", "1111", "1111", "1111"])  # assembled: no source line holds it
+    order = "".join(["100000", "000000123"])  # 15 digits, not Luhn-valid: kept
+    config = Config.model_validate({
+        "metrics": [{"name": "cards", "interval": 0.2,
+                     "sql": f"SELECT 'order {order} card {card}'::int"}],
+        "alerts": {"rules": []},
+    })  # fmt: skip
+    setup_logging(directory=tmp_path, env={})
+    start(transport)
+    failed = asyncio.Event()  # set from the logging call, after which every sink has the record
+    logger.add(lambda m: failed.set() if "custom.cards" in m.record["message"] else None, level="ERROR")
+    monitor = Monitor(config, database, deliver=False, probes_enabled=False)
+    await monitor.start()
+    try:
+        await asyncio.wait_for(failed.wait(), 10)
+    finally:
+        await monitor.stop()
+    sentry_sdk.flush()
+    sent = transport.serialized()
+    logs = {name: (tmp_path / name).read_text(encoding="utf-8") for name in ("combined.log", "error.log")}
+    for where, text in {"sentry": sent, **logs}.items():
+        assert "invalid input syntax for type integer" in text, where
+        assert f"order {order} card [card]" in text, where
+        assert card not in text and card.replace(" ", "") not in text, where

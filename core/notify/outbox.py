@@ -26,6 +26,7 @@ import asyncpg
 
 from core.db import Database
 from core.notify.base import Notification, Notifier, summary_line
+from core.redact import redact
 from core.safe_text import display_text, first_line
 from core.snapshot import OutboxSummary
 
@@ -194,7 +195,7 @@ async def _insert(
         ["\x1f".join(i.alerts) if i.alerts else None for i in items],
         statuses,
         attempts,
-        errors,
+        [None if e is None else redact(e) for e in errors],
         last_status,
     )
     return [int(r["id"]) for r in rows]
@@ -312,7 +313,7 @@ async def mark_failed(
         """,
         row_id,
         instance_id,
-        error[:500],
+        redact(error)[:500],
         status,
         max_attempts,
         permanent,
