@@ -17,7 +17,8 @@ from core.config import load_config
 from core.db import Database, PoolSettings
 from core.logging import reset_logging
 from core.notify.delivery import Deliverer
-from core.redact import clear_secrets
+from core.notify.outbox import FailedItem, OutboxItem, claim, enqueue, enqueue_dead, mark_failed
+from core.redact import clear_secrets, register_secret
 from tests.servers import ScriptedReply, WebhookSink
 from tui.cli import main
 from tui.commands.runtime import start_observability
@@ -108,3 +109,25 @@ async def test_an_echoed_webhook_path_reaches_no_row_output_or_log(
     assert_clean(combined, "combined.log")
     last_error = await db.fetchval("SELECT last_error FROM opswatch.notification_outbox")
     assert_clean(last_error, "outbox.last_error after the agent's attempt")
+
+
+async def test_outbox_redacts_last_error_before_storing_it(db: Database) -> None:
+    """Whatever a notifier reports, the stored error passes through the redaction set first."""
+    register_secret(f"https://hooks.example.com/{HOOK_PATH}")
+
+    def item(key: str) -> OutboxItem:
+        return OutboxItem(key, "slack", "slack:critical", "critical", "firing", {"text": key}, key)
+
+    async with db.acquire() as conn:
+        await enqueue(conn, [item("retried")])
+        await enqueue_dead(conn, [FailedItem(item("direct"), 3, f"HTTP 404: unknown /{HOOK_PATH}", 404)])
+    [row] = await claim(db, instance_id="one", lease_s=5, targets=None)
+    error = f"HTTP 404: bad token {TOKEN} card 4111 1111 1111 1111"
+    await mark_failed(
+        db, row.id, "one", error=error, status=404, delay_s=0, max_attempts=3, permanent=True
+    )
+    stored = dict(await db.fetch("SELECT dedup_key, last_error FROM opswatch.notification_outbox"))
+    assert stored == {
+        "retried": "HTTP 404: bad token *** card [card]",
+        "direct": "HTTP 404: unknown ***",
+    }
