@@ -54,6 +54,12 @@ _NEWLINES = re.compile(r"\r\n|[\r\n\v\f\x85\u2028\u2029]")
 _CONTROLS = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udfff]")
 _INVISIBLE = re.compile(r"[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]")
 
+# Any character some rule above would change (tabs and line breaks included): text without one
+# is returned as it is, which is most text.
+_SPECIAL = re.compile(
+    r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c\ud800-\udfff]"
+)
+
 # Upper bound on how much raw input is sanitised (keeps huge payloads cheap).
 _RAW_FACTOR = 8
 _RAW_MIN = 4096
@@ -118,6 +124,8 @@ def display_text(
         raise ValueError("max_lines must be >= 1")
 
     raw = _to_str(value)
+    if len(raw) <= max_len and not redact_secrets and not _SPECIAL.search(raw):
+        return raw
     limit = max(max_len * _RAW_FACTOR, _RAW_MIN)
     cut = len(raw) > limit
     if cut:

@@ -28,7 +28,7 @@ from core.notify.delivery import Deliverer
 from core.notify.email import build_message, render_email
 from core.notify.outbox import list_outbox
 from core.notify.pagerduty import render_pagerduty
-from core.notify.slack import render_slack
+from core.notify.slack import cut_mrkdwn, fit_blocks, plain_fallback, render_slack
 from core.notify.webhook import WEBHOOK_VERSION, idempotency_key, render_webhook
 from tests.servers import BlockKitSink, ScriptedReply, WebhookSink, block_kit_problem
 from tests.test_pagerduty import ROUTING_KEY, PagerDutySink
@@ -207,6 +207,58 @@ def test_slack_blocks_stay_within_block_kit_for_any_group() -> None:
         assert [block_kit_problem(b) for b in body["blocks"]] == [None] * len(body["blocks"])
         assert 0 < len(body["text"]) <= 3000
         assert_inert(body)
+
+
+def test_fit_blocks_enforces_every_block_kit_limit() -> None:
+    token = "<!date^1740830400^{date_short_pretty}|2025-03-01 12:00:00 UTC>"
+    blocks: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": "h" * 400, "emoji": True}},
+        {"type": "section", "text": {"type": "mrkdwn", "text": "s" * 2990 + token}},
+        {"type": "section", "fields": [{"type": "mrkdwn", "text": "f" * 2500}] * 12},
+        {"type": "section", "fields": [{"type": "mrkdwn", "text": ""}]},  # nothing left: dropped
+        {"type": "context", "elements": [{"type": "mrkdwn", "text": "x" * 2995 + "&amp; tail"}] * 11},
+        *({"type": "section", "text": {"type": "mrkdwn", "text": f"line {i}"}} for i in range(60)),
+    ]
+    fitted = fit_blocks(blocks)
+    assert len(fitted) == 50 and [block_kit_problem(b) for b in fitted] == [None] * 50
+    assert fitted[1]["text"]["text"] == "s" * 2990 + "…"  # not cut inside the date token
+    assert len(fitted[2]["fields"]) == 10 and fitted[2]["fields"][0]["text"] == "f" * 1999 + "…"
+    context = fitted[3]["elements"]
+    assert len(context) == 10 and context[0]["text"] == "x" * 2995 + "…"  # not cut inside "&amp;"
+    assert fitted[-1]["text"]["text"] == "… 15 more block(s) left out"
+    assert cut_mrkdwn("short", 10) == "short"
+
+
+def test_plain_fallback_keeps_the_message_without_blocks() -> None:
+    n = Notification(
+        "firing",
+        "critical",
+        (
+            AlertInfo(
+                rule="api-down",
+                scope="checkout",
+                severity="critical",
+                metric="endpoint.down_for",
+                value=1.0,
+                value_text="5m",
+                threshold_text="> 5m",
+                description="Down",
+                runbook="Restart",
+                started_at=T0,
+                fired_at=T0,
+            ),
+        ),
+        "k",
+        T0,
+    )
+    plain = plain_fallback(render_slack(n, username="opswatch"))
+    assert plain == {
+        "text": ":red_circle: CRITICAL: api-down on checkout\n*Down*\n*Severity*: :red_circle: Critical\n"
+        "*Where*: checkout\n*Value*: 5m\n*Threshold*: &gt; 5m\n"
+        "*Since*: <!date^1740830400^{date_short_pretty} {time_secs}|2025-03-01 12:00:00 UTC>\n"
+        ":book: *Runbook:* Restart",
+        "username": "opswatch",
+    }
 
 
 # --------------------------------------------------------------------------- PagerDuty
