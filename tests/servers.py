@@ -105,6 +105,7 @@ class WebhookSink(_Server):
         super().__init__()
         self.received: list[Received] = []
         self.delivered: list[Received] = []
+        self.started: list[Received] = []  # as each request arrives, before any scripted delay
         self._scripts: dict[str, deque[ScriptedReply]] = {}
         self._arrived = asyncio.Condition()
         self.app.router.add_post("/{path:.*}", self._handle)
@@ -122,6 +123,7 @@ class WebhookSink(_Server):
         except ValueError:
             body = raw.decode(errors="replace")
         item = Received(request.path, body, dict(request.headers), time.monotonic())
+        self.started.append(item)
         queue = self._scripts.get(request.path)
         reply = queue.popleft() if queue else ScriptedReply()
         if reply.delay_s:

@@ -7,6 +7,7 @@ webhook example is what the notifier produces; logs name what they queue and del
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import uuid
@@ -351,6 +352,45 @@ async def test_huge_hostile_alert_reaches_a_webhook_bounded_and_inert_with_an_id
     # The engine's key names the hostile scope: the body carries its digest instead.
     assert first.body["key"].startswith("sha256:") and first.body["key"] != resolved.body["key"]
     assert rows["firing"].attempts == 2
+
+
+async def test_a_sender_dying_mid_post_means_a_second_post_with_the_same_idempotency_key(
+    db: Database, hook: WebhookSink
+) -> None:
+    cfg = config({"webhook": [{"name": "ops", "url": hook.url("ops"), "timeout": 0.5}]})
+    cfg = cfg.model_copy(
+        update={
+            "notifications": cfg.notifications.model_copy(
+                update={"outbox": cfg.notifications.outbox.model_copy(update={"lease": 0.5})}
+            )
+        }
+    )
+    hook.script("ops", ScriptedReply(200, delay_s=3.0))  # the receiver takes it but answers late
+    engine = AlertEngine(db, cfg, instance_id="a", clock=lambda: datetime.now(UTC))
+    dying = Deliverer(db, cfg, instance_id="a")
+    survivor = Deliverer(db, cfg, instance_id="b")
+    try:
+        await engine.evaluate([MetricSample("endpoint.down_for", SCOPE, 30.0)], datetime.now(UTC))
+        sending = asyncio.create_task(dying.deliver_due())
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 5.0
+        while not hook.started:
+            assert loop.time() < deadline, "the first POST never arrived"
+            await asyncio.sleep(0.01)
+        sending.cancel()  # instance "a" dies mid-POST: nothing is recorded
+        with contextlib.suppress(asyncio.CancelledError):
+            await sending
+        while not await survivor.deliver_due():  # once a's lease has run out
+            assert loop.time() < deadline + 5.0, "the survivor never took the row over"
+            await asyncio.sleep(0.05)
+    finally:
+        await dying.stop()
+        await survivor.stop()
+    first, second = hook.started[:2]
+    assert first.body == second.body
+    assert first.headers["Idempotency-Key"] == second.headers["Idempotency-Key"]
+    [row] = await list_outbox(db)
+    assert (row.status, row.attempts) == ("delivered", 1)
 
 
 def readme_webhook_example() -> dict[str, Any]:
