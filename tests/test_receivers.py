@@ -75,7 +75,7 @@ def config(notifications: dict[str, Any]) -> Config:
         "description": DESCRIPTION,
         "runbook": RUNBOOK,
     }
-    outbox = {"max_attempts": 3, "backoff_initial": 0.05, "backoff_max": 0.1, "poll_interval": 0.05}
+    outbox = {"max_attempts": 3, "backoff_initial": 0.4, "backoff_max": 0.4, "poll_interval": 0.05}
     cfg = Config.model_validate(
         {
             "endpoints": [{"name": "ep0", "url": "http://127.0.0.1:9/ep0"}],
@@ -333,7 +333,7 @@ async def test_huge_hostile_alert_reaches_a_webhook_bounded_and_inert_with_an_id
     hook.script("ops", ScriptedReply(500))  # the first attempt fails: the retry carries the same key
     async with Rig(db, cfg) as rig:
         assert await rig.step(0, 30.0) == 0
-        await rig.deliver_until(1)  # the retry, after the 0.05-0.1 s backoff
+        await rig.deliver_until(1)  # the retry, after its 0.2-0.4 s backoff
         assert await rig.step(10, 0.0) == 1
     first, retry, resolved = hook.received
     assert_inert([first.body, resolved.body])

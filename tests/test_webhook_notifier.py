@@ -160,7 +160,8 @@ def engine_config(sink: WebhookSink) -> Config:
                     },
                     {"name": "chat", "url": sink.url("chat"), "timeout": 2},
                 ],
-                "outbox": {"max_attempts": 3, "backoff_initial": 0.05, "backoff_max": 0.1},
+                # a retry waits 0.25-0.5 s: never inside the pass that failed, on a busy machine too
+                "outbox": {"max_attempts": 3, "backoff_initial": 0.5, "backoff_max": 0.5},
             },
         }
     )
@@ -200,8 +201,13 @@ async def test_firing_resolved_retry_dead_and_resend_through_the_outbox(
             MetricSample("endpoint.latency_ms", "ep1", 3000.0),
         ]
         assert await step(0, samples) == 2  # pager fails once; chat gets the critical and the warning
-        await asyncio.sleep(0.12)
-        assert await deliverer.deliver_due() == 1  # the retry
+        retried = 0
+        deadline = asyncio.get_running_loop().time() + 5.0
+        while not retried:  # the retry, once its backoff has passed
+            assert asyncio.get_running_loop().time() < deadline, "the failed POST was never retried"
+            await asyncio.sleep(0.02)
+            retried = await deliverer.deliver_due()
+        assert retried == 1
         sink.script("chat", ScriptedReply(404, body="no such hook"))
         assert await step(10, [MetricSample("endpoint.down_for", "ep0", 0.0)]) == 1
         [dead] = await list_outbox(db, "dead")
