@@ -463,11 +463,17 @@ async def test_logs_name_the_rule_scope_and_severity_they_queue_and_deliver(
     db: Database, hook: WebhookSink, records: list[dict[str, Any]]
 ) -> None:
     cfg = config({"webhook": [{"name": "ops", "url": hook.url("ops"), "timeout": 2}]})
+    hook.script("ops", ScriptedReply(503, body="busy"))
     async with Rig(db, cfg) as rig:
-        assert await rig.step(0, 30.0) == 1
+        assert await rig.step(0, 30.0) == 0
+        await rig.deliver_until(1)
     [queued] = [r for r in records if r["message"].startswith("queued ")]
+    [failed] = [r for r in records if " failed (attempt 1)" in r["message"]]
     [delivered] = [r for r in records if " delivered to " in r["message"]]
-    for record in (queued, delivered):
+    assert failed["message"].startswith(
+        "notification 1 (CRITICAL firing: api-down on pos-api) to webhook:ops failed (attempt 1), retry in"
+    )
+    for record in (queued, failed, delivered):
         assert (record["extra"]["rule"], record["extra"]["scope"]) == ("api-down", "pos-api")
         assert record["extra"]["severity"] == "critical"
         assert "api-down on pos-api" in record["message"] and "CRITICAL" in record["message"]

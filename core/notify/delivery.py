@@ -177,16 +177,18 @@ class Deliverer:
         )
         if outcome is not None and outcome[0] == "dead":
             log.error(
-                "notification {} to {} dead after {} attempts: {}",
+                "notification {} ({}) to {} dead after {} attempts: {}",
                 row.id,
+                row.summary,
                 row.route,
                 outcome[1],
                 result.error,
             )
         else:
             log.warning(
-                "notification {} to {} failed (attempt {}), retry in {:.1f} s: {}",
+                "notification {} ({}) to {} failed (attempt {}), retry in {:.1f} s: {}",
                 row.id,
+                row.summary,
                 row.route,
                 attempt,
                 delay,
