@@ -393,6 +393,30 @@ async def test_a_sender_dying_mid_post_means_a_second_post_with_the_same_idempot
     assert (row.status, row.attempts) == ("delivered", 1)
 
 
+def test_webhook_payload_is_bounded_for_a_huge_group() -> None:
+    alerts = tuple(
+        AlertInfo(
+            rule="api-down" + HOSTILE,
+            scope=f"ep{i}" + "s" * 500,
+            severity="critical",
+            metric="endpoint.down_for",
+            value=float("inf") if i == 0 else 1.0,
+            value_text="v" * 900,
+            threshold_text="t" * 900,
+            description=DESCRIPTION,
+            runbook=RUNBOOK,
+            started_at=T0,
+            fired_at=T0,
+        )
+        for i in range(150)
+    )
+    body = render_webhook(Notification("firing", "critical", alerts, "k", T0))
+    assert (len(body["alerts"]), body["alert_count"], body["version"]) == (100, 150, 1)
+    assert body["alerts"][0]["value"] is None and len(body["alerts"][0]["scope"]) == 200
+    assert len(body["text"]) <= 20_000 and len(json.dumps(body)) < 1_000_000
+    assert_inert(body)
+
+
 def readme_webhook_example() -> dict[str, Any]:
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     section = text.split("#### Generic webhook payload", 1)[1]
