@@ -45,6 +45,7 @@ from core.notify.outbox import (
     requeue,
 )
 from core.notify.registry import build_notifiers, destinations
+from core.notify.render import describe
 from core.rules import (
     FIRING,
     OK,
@@ -821,11 +822,13 @@ class AlertEngine:
         items = [item for n in plan.notifications for item in items_for(n, self._notifiers)]
         if items:
             ids = await enqueue(conn, items)
-            logger.info(
-                "queued {} notification(s) ({} new) for {} alert change(s)",
+            what, fields = describe(plan.notifications)
+            logger.bind(**fields).info(
+                "queued {} notification(s) ({} new) for {} alert change(s): {}",
                 len(items),
                 len(ids),
                 len(plan.notifications),
+                what,
             )
 
     # -- views ---------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ from typing import Any
 
 from core.redact import redact, scrub
 
-__all__ = ["ELLIPSIS", "NOT_JSON_MARKER", "display_text", "first_line", "pretty_json"]
+__all__ = ["ELLIPSIS", "NOT_JSON_MARKER", "display_text", "first_line", "inert_json", "pretty_json"]
 
 ELLIPSIS = "…"
 NOT_JSON_MARKER = "(not valid JSON)"
@@ -53,6 +53,12 @@ _NEWLINES = re.compile(r"\r\n|[\r\n\v\f\x85\u2028\u2029]")
 # Everything else that must not reach a terminal.
 _CONTROLS = re.compile(r"[\x00-\x08\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udfff]")
 _INVISIBLE = re.compile(r"[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]")
+
+# Any character some rule above would change (tabs and line breaks included): text without one
+# is returned as it is, which is most text.
+_SPECIAL = re.compile(
+    r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c\ud800-\udfff]"
+)
 
 # Upper bound on how much raw input is sanitised (keeps huge payloads cheap).
 _RAW_FACTOR = 8
@@ -118,6 +124,8 @@ def display_text(
         raise ValueError("max_lines must be >= 1")
 
     raw = _to_str(value)
+    if len(raw) <= max_len and not redact_secrets and not _SPECIAL.search(raw):
+        return raw
     limit = max(max_len * _RAW_FACTOR, _RAW_MIN)
     cut = len(raw) > limit
     if cut:
@@ -158,6 +166,25 @@ def first_line(value: object, max_len: int = 120, *, redact_secrets: bool = Fals
     line = lines[index].strip()
     more = len(raw) > limit or any(rest.strip() for rest in lines[index + 1 :])
     return _truncate(line, max_len, cut=more)
+
+
+def inert_json(value: Any, max_len: int = 40_000, *, _depth: int = 0) -> Any:
+    """A copy of a JSON value whose every string (keys too) is :func:`display_text` (multiline).
+
+    For payloads sent to other systems: line breaks survive, escape sequences, C0 / C1 and bidi
+    controls do not, and no string is longer than ``max_len``. Numbers, booleans and None pass.
+    """
+    if isinstance(value, str):
+        return display_text(value, max_len, multiline=True)
+    if _depth > 50:
+        return display_text(_dumps(value), max_len, multiline=True)
+    if isinstance(value, dict):
+        return {display_text(k, 200): inert_json(v, max_len, _depth=_depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [inert_json(v, max_len, _depth=_depth + 1) for v in value]
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    return display_text(value, max_len, multiline=True)
 
 
 def pretty_json(

@@ -78,6 +78,12 @@ class PagerDutySink(_Server):
                 errors.append("'payload.source' is missing")
             if payload.get("severity") not in ("critical", "error", "warning", "info"):
                 errors.append("'payload.severity' is invalid")
+            for name in ("source", "component", "group", "class"):
+                value = payload.get(name)
+                if value is not None and (not isinstance(value, str) or len(value) > 255):
+                    errors.append(f"'payload.{name}' must be a string of at most 255 characters")
+        if len(json.dumps(event).encode()) >= 512 * 1024:
+            errors.append("Event is larger than 512 KB")
         return errors
 
     async def _handle(self, request: web.Request) -> web.Response:

@@ -201,3 +201,20 @@ def test_core_does_not_import_rich_or_textual() -> None:
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, timeout=60)
+
+
+def test_inert_json_cleans_every_string_and_keeps_the_shape() -> None:
+    from core.safe_text import inert_json
+
+    value = {
+        "a\x1b[2Jkey": ["line 1\nline\u202e 2\x9b31m", 1, 2.5, None, True, ("x\x07",)],
+        "n": {"deep": "\x1b]8;;http://x\x07link\x1b]8;;\x07 " + "z" * 50},
+    }
+    cleaned = inert_json(value, 20)
+    assert cleaned == {
+        "akey": ["line 1\nline 2", 1, 2.5, None, True, ["x\ufffd"]],
+        "n": {"deep": "link " + "z" * 14 + ELLIPSIS},
+    }
+    assert_inert(json.dumps(cleaned, ensure_ascii=False).replace("\\n", ""))
+    plain = "nothing to clean here"
+    assert display_text(plain) is plain  # the fast path returns clean text as it is

@@ -20,7 +20,7 @@ from core.notify.base import AlertInfo, Notification
 from core.notify.delivery import Deliverer
 from core.notify.outbox import list_outbox
 from core.notify.registry import build_notifiers
-from core.notify.webhook import WebhookNotifier, render_webhook
+from core.notify.webhook import WebhookNotifier, idempotency_key, render_webhook
 from tests.servers import ScriptedReply, WebhookSink
 
 T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
@@ -47,6 +47,7 @@ def info(scope: str = "checkout", **kw: Any) -> AlertInfo:
 def test_payload_exact() -> None:
     n = Notification("firing", "critical", (info(),), "firing:api-down/checkout/1", T0)
     assert render_webhook(n) == {
+        "version": 1,
         "kind": "firing",
         "severity": "critical",
         "alerts": [
@@ -68,6 +69,7 @@ def test_payload_exact() -> None:
                 "transitions": 0,
             }
         ],
+        "alert_count": 1,
         "text": "CRITICAL: api-down on checkout\n\nEndpoint down for more than 5 minutes\n\n"
         "Severity:  Critical\nWhere:     checkout\nValue:     5m 12s\nThreshold: > 5m\n"
         "Since:     2025-03-01 12:00:00 UTC\n",
@@ -128,6 +130,8 @@ async def test_send_posts_with_headers_and_hides_secrets(sink: WebhookSink) -> N
     [got] = sink.delivered
     assert got.body == payload and got.body["text"] == "TEST (INFO): opswatch test message\n\nhi\n"
     assert got.headers["Authorization"] == f"Bearer {TOKEN}" and got.headers["X-Team"] == "pos"
+    assert got.headers["Idempotency-Key"] == idempotency_key("test:1", "webhook:ops")
+    assert idempotency_key("test:1", "webhook:ops") == "586d45c9-c51e-5f64-997f-a9f60e6824c3"
     assert (denied.status, denied.permanent) == (401, True)
     assert denied.error == "HTTP 401: bad token *** for webhook:ops"
     assert missing.permanent and missing.error == "no webhook configured for webhook:gone"
@@ -156,7 +160,8 @@ def engine_config(sink: WebhookSink) -> Config:
                     },
                     {"name": "chat", "url": sink.url("chat"), "timeout": 2},
                 ],
-                "outbox": {"max_attempts": 3, "backoff_initial": 0.05, "backoff_max": 0.1},
+                # a retry waits 0.25-0.5 s: never inside the pass that failed, on a busy machine too
+                "outbox": {"max_attempts": 3, "backoff_initial": 0.5, "backoff_max": 0.5},
             },
         }
     )
@@ -196,8 +201,13 @@ async def test_firing_resolved_retry_dead_and_resend_through_the_outbox(
             MetricSample("endpoint.latency_ms", "ep1", 3000.0),
         ]
         assert await step(0, samples) == 2  # pager fails once; chat gets the critical and the warning
-        await asyncio.sleep(0.12)
-        assert await deliverer.deliver_due() == 1  # the retry
+        retried = 0
+        deadline = asyncio.get_running_loop().time() + 5.0
+        while not retried:  # the retry, once its backoff has passed
+            assert asyncio.get_running_loop().time() < deadline, "the failed POST was never retried"
+            await asyncio.sleep(0.02)
+            retried = await deliverer.deliver_due()
+        assert retried == 1
         sink.script("chat", ScriptedReply(404, body="no such hook"))
         assert await step(10, [MetricSample("endpoint.down_for", "ep0", 0.0)]) == 1
         [dead] = await list_outbox(db, "dead")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import email.utils
 import hashlib
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -24,6 +24,7 @@ __all__ = [
     "Rendered",
     "SendResult",
     "epoch_ms",
+    "log_fields",
     "parse_retry_after",
     "summary_line",
     "target_id",
@@ -159,3 +160,22 @@ def summary_line(n: Notification) -> str:
         return f"{label}: {titles[0]}"
     shown = ", ".join(titles[:5]) + (f", +{len(titles) - 5} more" if len(titles) > 5 else "")
     return f"{label}: {len(titles)} alerts ({shown})"
+
+
+_LOG_FIELD_CHARS = 200
+
+
+def _joined(values: Iterable[str]) -> str:
+    text = ",".join(dict.fromkeys(v for v in values if v))
+    return text if len(text) <= _LOG_FIELD_CHARS else text[: _LOG_FIELD_CHARS - 1] + "…"
+
+
+def log_fields(alerts: Iterable[str], severities: Iterable[str]) -> dict[str, str]:
+    """``rule``, ``scope`` and ``severity`` log fields for alerts given as ``rule/scope`` (the
+    outbox's ``alerts`` column); several values are comma-separated, each listed once."""
+    pairs = [a.partition("/") for a in alerts]
+    return {
+        "rule": _joined(rule for rule, _, _ in pairs),
+        "scope": _joined(scope for _, _, scope in pairs),
+        "severity": _joined(severities),
+    }

@@ -21,7 +21,7 @@ from loguru import logger
 from core.aio import wait_event
 from core.config import Config
 from core.db import Database, DatabaseUnavailable
-from core.notify.base import Notifier, SendResult
+from core.notify.base import Notifier, SendResult, log_fields
 from core.notify.offline import OfflineEntry, OfflineOutbox
 from core.notify.outbox import ClaimedRow, claim, mark_delivered, mark_failed, outbox_summary, prune_delivered
 from core.notify.registry import build_notifiers, destinations, send_timeout
@@ -143,7 +143,8 @@ class Deliverer:
             delivered += sum(results)
 
     async def _deliver(self, row: ClaimedRow) -> bool:
-        log = logger.bind(outbox_id=row.id, route=row.route, kind=row.kind)
+        fields = log_fields(row.alerts, (row.severity,))
+        log = logger.bind(outbox_id=row.id, route=row.route, kind=row.kind, **fields)
         notifier = self.notifiers.get(row.channel)
         if notifier is None:
             result = SendResult(False, error=f"channel {row.channel!r} is not configured", permanent=True)
@@ -155,7 +156,7 @@ class Deliverer:
                 result = SendResult(False, error=f"internal error: {type(exc).__name__}")
         if result.ok:
             if await mark_delivered(self.db, row.id, self.instance_id, result.status):
-                log.info("notification {} delivered to {}", row.id, row.route)
+                log.info("notification {} ({}) delivered to {}", row.id, row.summary, row.route)
                 return True
             log.warning("notification {} was sent but its lease had expired", row.id)
             return False
@@ -176,16 +177,18 @@ class Deliverer:
         )
         if outcome is not None and outcome[0] == "dead":
             log.error(
-                "notification {} to {} dead after {} attempts: {}",
+                "notification {} ({}) to {} dead after {} attempts: {}",
                 row.id,
+                row.summary,
                 row.route,
                 outcome[1],
                 result.error,
             )
         else:
             log.warning(
-                "notification {} to {} failed (attempt {}), retry in {:.1f} s: {}",
+                "notification {} ({}) to {} failed (attempt {}), retry in {:.1f} s: {}",
                 row.id,
+                row.summary,
                 row.route,
                 attempt,
                 delay,

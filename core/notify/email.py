@@ -30,14 +30,15 @@ from loguru import logger
 
 from core.config import EmailConfig
 from core.notify.base import Notification, Rendered, SendResult, target_id
-from core.notify.render import Message, compose, plain_text, titles
+from core.notify.render import Message, compose, inert, plain_text, titles
 from core.redact import MASK, redact, register_secret
-from core.safe_text import display_text, first_line
+from core.safe_text import display_text, first_line, inert_json
 
 __all__ = ["EmailNotifier", "build_message", "render_email", "subject_line"]
 
 ROUTE = "email:default"
 _SUBJECT_CHARS = 200
+_BODY_CHARS = 1_000_000
 _MAX_ITEMS = 200
 _COLOURS = {"critical": "#b00020", "warning": "#a15c00", "info": "#1f5fa8", "resolved": "#1b7f3b"}
 _KIND_WORDS = {
@@ -97,19 +98,24 @@ def _domain(sender: str | None) -> str:
 
 
 def render_email(n: Notification, sender: str | None = None) -> dict[str, Any]:
-    """The stored form of the message: subject, bodies, Message-ID and Date."""
+    """The stored form of the message: subject, bodies, Message-ID and Date (all inert text)."""
+    n = inert(n)
     m = compose(n, max_items=_MAX_ITEMS)
     colour = _COLOURS["resolved"] if n.kind == "resolved" else _COLOURS.get(n.severity, _COLOURS["info"])
     digest = hashlib.sha256(n.key.encode()).hexdigest()[:32]
-    return {
-        "subject": subject_line(n),
-        "text": plain_text(m),
-        "html": _html(m, colour),
-        "message_id": f"<{digest}.opswatch@{_domain(sender)}>",
-        "date": format_datetime(n.created_at),
-        "kind": n.kind,
-        "severity": n.severity,
-    }
+    payload: dict[str, Any] = inert_json(
+        {
+            "subject": subject_line(n),
+            "text": plain_text(m),
+            "html": _html(m, colour),
+            "message_id": f"<{digest}.opswatch@{_domain(sender)}>",
+            "date": format_datetime(n.created_at),
+            "kind": n.kind,
+            "severity": n.severity,
+        },
+        _BODY_CHARS,
+    )
+    return payload
 
 
 def build_message(payload: Mapping[str, Any], sender: str, recipients: tuple[str, ...]) -> EmailMessage:
@@ -117,8 +123,9 @@ def build_message(payload: Mapping[str, Any], sender: str, recipients: tuple[str
     msg["From"] = Address(addr_spec=sender)
     msg["To"] = [Address(addr_spec=r) for r in recipients]
     msg["Subject"] = display_text(str(payload.get("subject") or "[opswatch] notification"), _SUBJECT_CHARS)
-    msg["Date"] = str(payload.get("date") or format_datetime(datetime.now(UTC)))
-    msg["Message-ID"] = str(payload["message_id"])
+    # Headers are single-line text (display_text): a stored payload cannot inject CR/LF.
+    msg["Date"] = display_text(str(payload.get("date") or format_datetime(datetime.now(UTC))), 100)
+    msg["Message-ID"] = display_text(str(payload["message_id"]), 200)
     msg["Auto-Submitted"] = "auto-generated"
     for header, key in (("X-Opswatch-Severity", "severity"), ("X-Opswatch-Kind", "kind")):
         if payload.get(key):

@@ -26,6 +26,7 @@ import asyncpg
 
 from core.db import Database
 from core.notify.base import Notification, Notifier, summary_line
+from core.notify.render import inert
 from core.redact import redact
 from core.safe_text import display_text, first_line
 from core.snapshot import OutboxSummary
@@ -84,6 +85,8 @@ class ClaimedRow:
     severity: str
     payload: dict[str, Any]
     attempts: int
+    alerts: tuple[str, ...] = ()  # "rule/scope" of each alert, for log lines
+    summary: str = ""
 
 
 @dataclass(frozen=True)
@@ -109,8 +112,9 @@ class OutboxEntry:
 def items_for(notification: Notification, notifiers: Mapping[str, Notifier]) -> list[OutboxItem]:
     """Render ``notification`` for every route that takes its severity."""
     kind = "grouped" if notification.kind == "firing" and notification.grouped else notification.kind
-    summary = summary_line(notification)
-    alerts = tuple(f"{a.rule}/{a.scope}" if a.scope else a.rule for a in notification.alerts)
+    clean = inert(notification)
+    summary = summary_line(clean)
+    alerts = tuple(f"{a.rule}/{a.scope}" if a.scope else a.rule for a in clean.alerts)
     items: list[OutboxItem] = []
     for notifier in notifiers.values():
         routes = notifier.routes(notification.severity)
@@ -219,7 +223,7 @@ WHERE o.id IN (
 )
 AND o.status = 'pending'
 AND (o.locked_until IS NULL OR o.locked_until < clock_timestamp())
-RETURNING o.id, o.channel, o.route, o.kind, o.severity, o.payload, o.attempts
+RETURNING o.id, o.channel, o.route, o.kind, o.severity, o.payload, o.attempts, o.alerts, o.summary
 """
 _HEADS = """c.id IN (SELECT DISTINCT ON (h.route, h.target) h.id FROM opswatch.notification_outbox AS h
                   WHERE h.status = 'pending' ORDER BY h.route, h.target, h.id)"""
@@ -266,6 +270,8 @@ async def claim(
             severity=r["severity"],
             payload=json.loads(r["payload"]),
             attempts=int(r["attempts"]),
+            alerts=tuple(r["alerts"] or ()),
+            summary=first_line(r["summary"] or "", 200),
         )
         for r in sorted(rows, key=lambda r: int(r["id"]))
     ]

@@ -8,6 +8,10 @@ becomes one event per alert (one outbox row each, so one failure does not resend
 A test message is one outbox row holding two events, sent in order: a trigger and the resolve
 of its own alert (a retry repeats both; PagerDuty deduplicates the trigger). The routing key is
 added at send time: it is never stored in the outbox, logged or shown in an error.
+
+Events fit the Events API v2 limits: ``summary`` 1,024 characters, ``dedup_key`` 255, ``source``,
+``component`` and ``class`` 255; ``custom_details`` hold text bounded by
+:func:`core.notify.render.inert`, so an event stays far below the 512 KB request limit.
 """
 
 from __future__ import annotations
@@ -21,10 +25,10 @@ import httpx
 
 from core.config import PagerDutyConfig
 from core.notify.base import AlertInfo, Notification, Rendered, SendResult, target_id
-from core.notify.render import alert_key, headline, plain_when, value_with_threshold
+from core.notify.render import alert_key, headline, inert, plain_when, value_with_threshold
 from core.notify.webhook import post_json
 from core.redact import register_secret
-from core.safe_text import display_text
+from core.safe_text import display_text, inert_json
 
 __all__ = ["PagerDutyNotifier", "render_pagerduty"]
 
@@ -33,6 +37,7 @@ CLIENT = "opswatch"
 _SEVERITIES = {"critical": "critical", "warning": "warning", "info": "info"}
 _SUMMARY_CHARS = 1024
 _KEY_CHARS = 255
+_NAME_CHARS = 255  # source, component, class
 
 
 def _dedup_key(alert: AlertInfo) -> str:
@@ -69,9 +74,9 @@ def _trigger(n: Notification, alert: AlertInfo) -> dict[str, Any]:
     payload: dict[str, Any] = {
         "summary": _summary(n, alert),
         "severity": _SEVERITIES.get(alert.severity, "warning"),
-        "source": alert.scope or CLIENT,
-        "component": alert.rule,
-        "class": alert.metric or alert.rule,
+        "source": display_text(alert.scope or CLIENT, _NAME_CHARS),
+        "component": display_text(alert.rule, _NAME_CHARS),
+        "class": display_text(alert.metric or alert.rule, _NAME_CHARS),
         "custom_details": _details(n, alert),
     }
     when = alert.started_at or alert.fired_at
@@ -86,6 +91,10 @@ def _resolve(dedup_key: str) -> dict[str, Any]:
 
 def render_pagerduty(n: Notification) -> list[Rendered]:
     """The events for ``n`` (without the routing key); ``suffix`` keeps one outbox row per event."""
+    return [Rendered(inert_json(r.payload), r.suffix) for r in _render(inert(n))]
+
+
+def _render(n: Notification) -> list[Rendered]:
     if n.kind == "test":
         key = f"opswatch/test/{hashlib.sha256(n.key.encode()).hexdigest()[:16]}"
         summary = display_text(f"{headline(n)} — {n.note}" if n.note else headline(n), _SUMMARY_CHARS)

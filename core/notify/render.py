@@ -1,5 +1,12 @@
 """Channel-neutral wording of a notification, shared by Slack, email, PagerDuty and webhooks.
 
+Every notifier renders through :func:`inert` first: rule names, endpoint names, descriptions,
+runbooks and notes are untrusted, so each text field of the notification loses terminal, C1
+and bidi control characters and is cut (with "…") to :data:`LIMITS`. What a channel then
+builds is bounded by construction; each channel still fits its output to its receiver's own
+limits (Slack Block Kit, PagerDuty Events v2, email headers) and passes it through
+:func:`core.safe_text.inert_json`.
+
 :func:`headline` is the one-line title every channel uses (Slack adds an emoji);
 :func:`compose` lays a notification out as a :class:`Message` (lead paragraphs, labelled
 fields for one alert, one line per alert for a group, runbook hints) that a channel turns
@@ -10,20 +17,25 @@ single-line and free of control characters, but not escaped for any markup.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from core.notify.base import AlertInfo, Notification
+from core.notify.base import AlertInfo, Notification, log_fields, summary_line
 from core.rules import format_duration_human
 from core.safe_text import display_text
 
 __all__ = [
+    "LIMITS",
+    "Limits",
     "Message",
     "alert_json",
     "alert_key",
     "compose",
+    "describe",
     "headline",
+    "inert",
     "plain_text",
     "plain_when",
     "span",
@@ -33,6 +45,54 @@ __all__ = [
 
 _FIELD_CHARS = 500
 _LINE_CHARS = 1000
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Longest text (characters) a notification may carry into any channel, per field."""
+
+    name: int = 100  # rule names, severities (config names are at most 100)
+    scope: int = 200  # endpoint names as metric sources report them
+    text: int = 200  # metric, value and threshold text
+    description: int = 2000  # rule description; multi-line
+    runbook: int = 2000  # multi-line
+    note: int = 2000  # test message text; multi-line
+
+
+LIMITS = Limits()
+
+
+def _line(value: str, limit: int) -> str:
+    return display_text(value, limit)
+
+
+def _block(value: str, limit: int) -> str:
+    return display_text(value, limit, multiline=True)
+
+
+def _inert_alert(a: AlertInfo) -> AlertInfo:
+    return replace(
+        a,
+        rule=_line(a.rule, LIMITS.name),
+        scope=_line(a.scope, LIMITS.scope),
+        severity=_line(a.severity, LIMITS.name),
+        metric=_line(a.metric, LIMITS.text),
+        value_text=_line(a.value_text, LIMITS.text),
+        threshold_text=_line(a.threshold_text, LIMITS.text),
+        description=_block(a.description, LIMITS.description),
+        runbook=None if a.runbook is None else _block(a.runbook, LIMITS.runbook),
+        previous_severity=None if a.previous_severity is None else _line(a.previous_severity, LIMITS.name),
+    )
+
+
+def inert(n: Notification) -> Notification:
+    """``n`` with every text field free of control characters and within :data:`LIMITS`."""
+    return replace(
+        n,
+        severity=_line(n.severity, LIMITS.name),
+        alerts=tuple(_inert_alert(a) for a in n.alerts),
+        note=_block(n.note, LIMITS.note),
+    )
 
 
 def plain_when(at: datetime) -> str:
@@ -220,3 +280,14 @@ def plain_text(m: Message) -> str:
         books = [f"Runbook ({rule}): {hint}" if rule else f"Runbook: {hint}" for rule, hint in m.runbooks]
         parts.append("\n".join(books))
     return "\n\n".join(parts) + "\n"
+
+
+def describe(notifications: Sequence[Notification]) -> tuple[str, dict[str, str]]:
+    """What ``notifications`` are about, for a log line: their summaries, and the ``rule``,
+    ``scope`` and ``severity`` fields (:func:`core.notify.base.log_fields`)."""
+    clean = [inert(n) for n in notifications]
+    text = "; ".join(summary_line(n) for n in clean[:5])
+    if len(clean) > 5:
+        text += f"; +{len(clean) - 5} more"
+    alerts = [f"{a.rule}/{a.scope}" if a.scope else a.rule for n in clean for a in n.alerts]
+    return text, log_fields(alerts, (n.severity for n in clean))

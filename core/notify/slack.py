@@ -5,6 +5,11 @@ current value against the threshold, since when, and the rule's runbook hint. Th
 URL is looked up per route (``slack:<severity>``, falling back to ``default``) at send time
 and never appears in a payload, a log line or an error (:func:`core.notify.webhook.post_json`
 replaces it with the route).
+
+Text is made inert and bounded by :func:`core.notify.render.inert`, then every block is fitted
+to the Block Kit limits (:func:`fit_blocks`). Should Slack still answer ``400 invalid_blocks``
+(it refuses blocks for reasons of its own, such as an unknown emoji), the same message goes
+again as plain ``text`` without blocks instead of being dead-lettered.
 """
 
 from __future__ import annotations
@@ -14,18 +19,20 @@ from datetime import datetime
 from typing import Any
 
 import httpx
+from loguru import logger
 
 from core.config import SlackConfig
 from core.notify.base import AlertInfo, Notification, Rendered, SendResult, target_id
-from core.notify.render import headline
+from core.notify.render import headline, inert
 from core.notify.render import plain_when as _plain_when
 from core.notify.render import span as _span
 from core.notify.render import value_with_threshold as _value_with_threshold
 from core.notify.webhook import post_json
 from core.redact import register_secret
 from core.rules import format_duration_human
+from core.safe_text import ELLIPSIS, display_text, inert_json
 
-__all__ = ["SlackNotifier", "render_slack"]
+__all__ = ["SlackNotifier", "fit_blocks", "plain_fallback", "render_slack"]
 
 EMOJI = {"critical": ":red_circle:", "warning": ":warning:", "info": ":information_source:"}
 RESOLVED_EMOJI = ":white_check_mark:"
@@ -38,6 +45,17 @@ _MAX_LINES = 40
 _SECTION_CHARS = 2900
 _HEADER_CHARS = 150
 _TEXT_TITLES = 10
+
+# Block Kit limits (https://api.slack.com/reference/block-kit/blocks).
+MAX_BLOCKS = 50
+SECTION_TEXT_CHARS = 3000
+MAX_FIELDS = 10
+FIELD_CHARS = 2000
+MAX_CONTEXT_ELEMENTS = 10
+CONTEXT_CHARS = 3000
+TEXT_CHARS = 3000  # Slack takes 40,000 in ``text``; a notification needs far less
+USERNAME_CHARS = 80
+_REFUSED_BLOCKS = ("invalid_blocks", "invalid_blocks_format")
 
 
 def _esc(text: str) -> str:
@@ -85,6 +103,77 @@ def _fallback_text(n: Notification) -> str:
         return f"{head} — changed state {a.transitions} times within {window}; notifications paused"
     since = f" since {_plain_when(a.started_at)}" if a.started_at else ""
     return f"{head} — {what}. Value {_value_with_threshold(a)}{since}"
+
+
+def cut_mrkdwn(text: str, limit: int) -> str:
+    """``text`` in at most ``limit`` characters, ending in "…" when cut, never inside a
+    ``<...>`` token (link, date, mention) or an ``&amp;``-style entity."""
+    if len(text) <= limit:
+        return text
+    head = text[: max(0, limit - len(ELLIPSIS))]
+    opened = head.rfind("<")
+    if opened > head.rfind(">"):
+        head = head[:opened]
+    amp = head.rfind("&")
+    if amp > head.rfind(";") and len(head) - amp < 6:
+        head = head[:amp]
+    return head + ELLIPSIS
+
+
+def _fit_text(obj: Any, limit: int) -> dict[str, Any] | None:
+    if not isinstance(obj, dict) or not isinstance(obj.get("text"), str) or not obj["text"]:
+        return None
+    return {**obj, "text": cut_mrkdwn(obj["text"], limit)}
+
+
+def _fit_block(block: Mapping[str, Any]) -> dict[str, Any] | None:
+    kind = block.get("type")
+    if kind == "header":
+        text = _fit_text(block.get("text"), _HEADER_CHARS)
+        return None if text is None else {**block, "text": text}
+    if kind == "section":
+        fitted: dict[str, Any] = {k: v for k, v in block.items() if k not in ("text", "fields")}
+        text = _fit_text(block.get("text"), SECTION_TEXT_CHARS)
+        fields = [f for f in (_fit_text(f, FIELD_CHARS) for f in block.get("fields") or ()) if f]
+        if text is not None:
+            fitted["text"] = text
+        if fields:
+            fitted["fields"] = fields[:MAX_FIELDS]
+        return fitted if text is not None or fields else None
+    if kind == "context":
+        elements = [e for e in (_fit_text(e, CONTEXT_CHARS) for e in block.get("elements") or ()) if e]
+        return {**block, "elements": elements[:MAX_CONTEXT_ELEMENTS]} if elements else None
+    return dict(block)
+
+
+def fit_blocks(blocks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``blocks`` within the Block Kit limits: texts cut with "…", at most 10 fields and 10 context
+    elements, empty blocks dropped, at most 50 blocks (the last one says how many were left out)."""
+    fitted = [b for b in (_fit_block(block) for block in blocks) if b is not None]
+    if len(fitted) > MAX_BLOCKS:
+        dropped = len(fitted) - MAX_BLOCKS + 1
+        fitted = [*fitted[: MAX_BLOCKS - 1], _section(f"{ELLIPSIS} {dropped} more block(s) left out")]
+    return fitted
+
+
+def _texts(objs: Any) -> list[str]:
+    items = objs if isinstance(objs, list) else [objs]
+    return [o["text"] for o in items if isinstance(o, dict) and isinstance(o.get("text"), str) and o["text"]]
+
+
+def plain_fallback(payload: Mapping[str, Any]) -> dict[str, Any]:
+    """The message of a Block Kit payload as ``text`` alone: header, sections, fields, context."""
+    lines: list[str] = []
+    for block in payload.get("blocks") or ():
+        if isinstance(block, dict):
+            lines += _texts(block.get("text"))
+            lines += [field.replace("*\n", "*: ", 1) for field in _texts(block.get("fields"))]
+            lines += _texts(block.get("elements"))
+    text = "\n".join(lines) or str(payload.get("text") or "opswatch notification")
+    plain: dict[str, Any] = {"text": cut_mrkdwn(text, TEXT_CHARS)}
+    if payload.get("username"):
+        plain["username"] = payload["username"]
+    return plain
 
 
 def _header(text: str) -> dict[str, Any]:
@@ -191,7 +280,8 @@ def _group_blocks(n: Notification) -> list[dict[str, Any]]:
 
 
 def render_slack(n: Notification, *, username: str | None = None) -> dict[str, Any]:
-    """The webhook JSON for ``n``."""
+    """The webhook JSON for ``n``, within the Block Kit limits and free of control characters."""
+    n = inert(n)
     blocks = [_header(_headline(n))]
     if n.kind == "test":
         blocks.append(_section(_esc(n.note or "If you can read this, opswatch reaches this channel.")))
@@ -199,10 +289,14 @@ def render_slack(n: Notification, *, username: str | None = None) -> dict[str, A
         blocks.extend(_group_blocks(n))
     else:
         blocks.extend(_single_blocks(n))
-    payload: dict[str, Any] = {"text": _esc(_fallback_text(n)), "blocks": blocks}
+    payload: dict[str, Any] = {
+        "text": cut_mrkdwn(_esc(_fallback_text(n)), TEXT_CHARS),
+        "blocks": fit_blocks(blocks),
+    }
     if username:
-        payload["username"] = username
-    return payload
+        payload["username"] = display_text(username, USERNAME_CHARS)
+    result: dict[str, Any] = inert_json(payload)
+    return result
 
 
 class SlackNotifier:
@@ -241,4 +335,21 @@ class SlackNotifier:
         url = self._url(route)
         if url is None:
             return SendResult(False, error=f"no Slack webhook configured for {route}", permanent=True)
-        return await post_json(self.http, url, payload, route=route, timeout_s=self.config.timeout)
+        result = await post_json(self.http, url, payload, route=route, timeout_s=self.config.timeout)
+        if not (result.status == 400 and payload.get("blocks") and _refused_blocks(result.error)):
+            return result
+        logger.bind(route=route).warning(
+            "Slack refused the blocks of a message to {} ({}); sending it as plain text", route, result.error
+        )
+        plain = await post_json(
+            self.http, url, plain_fallback(payload), route=route, timeout_s=self.config.timeout
+        )
+        if plain.ok:
+            return SendResult(True, status=plain.status, extra={"fallback": "plain_text"})
+        return plain
+
+
+def _refused_blocks(error: str | None) -> bool:
+    """Slack's 400 body for blocks it will not take: ``invalid_blocks`` / ``invalid_blocks_format``."""
+    said = (error or "").removeprefix("HTTP 400:").split()
+    return bool(said) and said[0] in _REFUSED_BLOCKS

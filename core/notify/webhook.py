@@ -1,13 +1,17 @@
 """Generic JSON webhooks, and the JSON POST every HTTP notifier shares.
 
 ``WebhookNotifier`` is the smallest complete notifier: it POSTs
-``{"kind", "severity", "alerts": [...], "text", "key", "created_at"}`` to each configured
-webhook (route ``webhook:<name>``) that takes the severity. ``key`` is the notification's
-deterministic id, for receivers that want to drop a duplicate after a timed-out retry.
+``{"version", "kind", "severity", "alerts": [...], "alert_count", "text", "key", "created_at"}``
+(documented in the README, "Generic webhook payload") to each configured webhook (route
+``webhook:<name>``) that takes the severity. Delivery is at least once: every attempt of one
+notification to one webhook carries the same ``Idempotency-Key`` header, so a receiver can drop
+the duplicate sent after a timed-out or interrupted attempt.
 """
 
 from __future__ import annotations
 
+import hashlib
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC
 from typing import Any
@@ -16,22 +20,43 @@ import httpx
 
 from core.config import WebhookConfig, is_secret_header
 from core.notify.base import Notification, Rendered, SendResult, parse_retry_after, target_id
-from core.notify.render import alert_json, compose, plain_text
+from core.notify.render import alert_json, compose, inert, plain_text
 from core.redact import MASK, redact, register_secret
-from core.safe_text import first_line
+from core.safe_text import display_text, first_line, inert_json
 
-__all__ = ["WebhookNotifier", "post_json", "render_webhook"]
+__all__ = ["WEBHOOK_VERSION", "WebhookNotifier", "idempotency_key", "post_json", "render_webhook"]
+
+WEBHOOK_VERSION = 1
+"""Bumped only when a field changes meaning or goes away; new fields may appear in any version."""
+MAX_ALERTS = 100  # per payload; ``alert_count`` has the total
+TEXT_CHARS = 20_000
+_KEY_NAMESPACE = uuid.UUID("5f0b6a52-3f0e-4d1e-9a43-6f7073776174")
+
+
+def _safe_key(key: str) -> str:
+    """The notification key, or its digest when the key holds text a receiver should not get."""
+    return key if display_text(key, 500) == key else f"sha256:{hashlib.sha256(key.encode()).hexdigest()}"
+
+
+def idempotency_key(key: str, route: str) -> str:
+    """The ``Idempotency-Key`` of the payload with ``key`` sent to ``route``: a UUID v5."""
+    return str(uuid.uuid5(_KEY_NAMESPACE, f"{key}|{route}"))
 
 
 def render_webhook(n: Notification) -> dict[str, Any]:
-    return {
+    n = inert(n)
+    payload = {
+        "version": WEBHOOK_VERSION,
         "kind": n.kind,
         "severity": n.severity,
-        "alerts": [alert_json(a) for a in n.alerts],
-        "text": plain_text(compose(n)),
-        "key": n.key,
+        "alerts": [alert_json(a) for a in n.alerts[:MAX_ALERTS]],
+        "alert_count": len(n.alerts),
+        "text": display_text(plain_text(compose(n)), TEXT_CHARS, multiline=True),
+        "key": _safe_key(n.key),
         "created_at": n.created_at.astimezone(UTC).isoformat(),
     }
+    result: dict[str, Any] = inert_json(payload)
+    return result
 
 
 class WebhookNotifier:
@@ -63,8 +88,13 @@ class WebhookNotifier:
         if hook is None:
             return SendResult(False, error=f"no webhook configured for {route}", permanent=True)
         hide = _secret_values(hook.headers)
+        headers = dict(hook.headers)
+        key = payload.get("key")
+        if isinstance(key, str) and key:
+            headers = {k: v for k, v in headers.items() if k.lower() != "idempotency-key"}
+            headers["Idempotency-Key"] = idempotency_key(key, route)
         return await post_json(
-            self.http, hook.url, payload, route=route, timeout_s=hook.timeout, headers=hook.headers, hide=hide
+            self.http, hook.url, payload, route=route, timeout_s=hook.timeout, headers=headers, hide=hide
         )
 
 
