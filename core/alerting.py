@@ -772,6 +772,7 @@ class AlertEngine:
                 # evaluated (and notified) meanwhile and be paused or gone; its decisions are merged
                 await self._replay_others(now)
             status = await self.lease.tick()
+            self._offline_noted = self.degraded  # reachable: the next outage is logged again
             if self.degraded:
                 return await self._recover(status.leader, status.version, values, now)
             if status.version != self._version or status.acquired:
@@ -882,9 +883,10 @@ class AlertEngine:
         """Store decisions made without the database, idempotently, in the caller's transaction.
 
         An alert is taken as decided offline when its stored row is still what the decider
-        started from; a row that moved on the same episode (another instance merged it, or
-        resolved it since) keeps the stored state; a different episode (announced by an
-        instance that could not know) wins, and the offline one's unsent messages are dropped.
+        started from, or is an earlier step of the same episode (same ``fired_at``); a later
+        step of the same episode (another instance merged it and resolved it since) is kept; a
+        different episode (announced by an instance that could not know) wins, and the offline
+        one's unsent messages for it are dropped.
         History rows and notifications carry deterministic keys: replaying twice changes nothing.
         Returns the new version.
         """
@@ -894,8 +896,10 @@ class AlertEngine:
         conflicts: set[Key] = set()
         for key, rec in spool.records.items():
             stored = current.get(key)
-            if _unchanged(stored, spool.before.get(key, _UNKNOWN_BEFORE)):
-                applied.append(rec)
+            if _unchanged(stored, spool.before.get(key, _UNKNOWN_BEFORE)) or (
+                stored is not None and stored.fired_at == rec.fired_at and rec.since > stored.since
+            ):
+                applied.append(rec)  # nobody moved it since, or a later step of the same episode
             elif stored is not None and stored.fired_at != rec.fired_at and rec.announced:
                 conflicts.add(key)
                 logger.warning(
