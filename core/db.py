@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import random
 import time
 from collections.abc import AsyncIterator
@@ -38,6 +39,17 @@ _CONNECTION_ERRORS: tuple[type[Exception], ...] = (
     asyncpg.exceptions.ClientConfigurationError,
     asyncpg.exceptions.InterfaceError,
 )
+
+
+class _PoolFloorRetries(logging.Filter):
+    """asyncpg's pool reconnects its floor in the background while the server is down and logs a
+    traceback for every try; :class:`Database` reports an outage once and reconnects itself."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Failed to restore the pool connection floor")
+
+
+logging.getLogger("asyncpg.pool").addFilter(_PoolFloorRetries())
 
 
 class DatabaseUnavailable(Exception):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import tempfile
 import time
 from pathlib import Path
@@ -31,6 +32,18 @@ def test_backoff_stays_short_while_the_outage_is_young() -> None:
     assert max(backoff.failed() for _ in range(5)) > 1.0
     backoff.retry_now()
     assert backoff.ready()
+
+
+def test_asyncpg_pool_floor_retries_are_not_logged() -> None:
+    """While the server is down asyncpg's pool logs a traceback per background reconnect (seen as
+    a burst in the agent's log); the Database reports the outage once and reconnects itself."""
+    pool_logger = logging.getLogger("asyncpg.pool")
+    retry = pool_logger.makeRecord(
+        "asyncpg.pool", logging.WARNING, __file__, 1, "Failed to restore the pool connection floor; retrying",
+        (), None,
+    )  # fmt: skip
+    other = pool_logger.makeRecord("asyncpg.pool", logging.WARNING, __file__, 1, "something else", (), None)
+    assert (pool_logger.filter(retry), bool(pool_logger.filter(other))) == (False, True)
 
 
 def test_probe_address_from_the_dsn() -> None:
