@@ -23,6 +23,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -34,8 +35,9 @@ from core.db import Database, DatabaseUnavailable
 from core.errors import ReadOnlyError
 from core.leader import LeaderLease, bump_version
 from core.notify.base import AlertInfo, Notification, Notifier, epoch_ms
-from core.notify.offline import Adopted, OfflineOutbox
+from core.notify.offline import OfflineEntry, OfflineOutbox
 from core.notify.outbox import (
+    FailedItem,
     OutboxEntry,
     OutboxItem,
     enqueue,
@@ -62,6 +64,16 @@ from core.rules import (
 )
 from core.safe_text import display_text
 from core.snapshot import AlertView, Severity
+from core.spool import (
+    Spool,
+    SpooledItem,
+    SpoolFile,
+    fingerprint,
+    item_json,
+    read_spools,
+    record_json,
+    remove,
+)
 
 __all__ = [
     "ENGINE_NAME",
@@ -574,10 +586,64 @@ class _LeaseLost(Exception):
     pass
 
 
+async def _insert_history(conn: asyncpg.Connection, transitions: Iterable[Transition], instance: str) -> None:
+    rows = [
+        (t.at, t.rule, t.scope, t.from_state, t.to_state, t.severity, t.value, instance,
+         _history_key(t.rule, t.scope, t.from_state, t.to_state, t.at))
+        for t in transitions
+    ]  # fmt: skip
+    if rows:
+        await conn.executemany(
+            """INSERT INTO opswatch.alert_history
+                   (at, rule, scope, from_state, to_state, severity, value, instance, dedup_key)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT (dedup_key) DO NOTHING""",
+            rows,
+        )
+
+
 # --------------------------------------------------------------------------- engine
 
 _STATE_ORDER = {"firing": 0, "flapping": 1, "pending": 2, "resolved": 3}
 _REACHABILITY_METRICS = frozenset({"db.unreachable", "db.down_for"})
+
+
+_UNKNOWN_BEFORE = "?"  # decided by an agent that started during the outage: state before unknown
+
+
+def _history_key(rule: str, scope: str, from_state: str, to_state: str, at: datetime) -> str:
+    return f"{rule}/{scope}/{from_state}>{to_state}/{epoch_ms(at)}"
+
+
+def _transition_line(t: Transition) -> dict[str, Any]:
+    return {
+        "type": "transition",
+        "rule": t.rule,
+        "scope": t.scope,
+        "from_state": t.from_state,
+        "to_state": t.to_state,
+        "severity": t.severity,
+        "value": t.value,
+        "at": t.at.isoformat(),
+    }
+
+
+def _transition_from(line: Mapping[str, Any]) -> Transition:
+    return Transition(
+        str(line["rule"]),
+        str(line["scope"]),
+        str(line["from_state"]),
+        str(line["to_state"]),
+        line.get("severity"),
+        line.get("value"),
+        datetime.fromisoformat(str(line["at"])),
+    )
+
+
+def _unchanged(current: AlertRecord | None, before: Any) -> bool:
+    """The stored row is still what the offline decider started from."""
+    if before == _UNKNOWN_BEFORE:
+        return current is None or (current.state in (OK, RESOLVED) and not current.announced)
+    return bool(fingerprint(current) == before)
 
 
 class AlertEngine:
@@ -593,9 +659,12 @@ class AlertEngine:
         notifiers: Mapping[str, Notifier] | None = None,
         on_enqueued: Callable[[], None] | None = None,
         announce_unreachable_at_start: bool = False,
+        spool_dir: Path | None = None,
     ) -> None:
         """``announce_unreachable_at_start``: this instance is the designated agent (``opswatch run``)
-        and announces a database it could never reach, directly (see :meth:`evaluate`)."""
+        and announces a database it could never reach, directly (see :meth:`evaluate`).
+        ``spool_dir``: where decisions made without the database are recorded durably and shared
+        with the other instances of this host (:mod:`core.spool`); None keeps them in memory only."""
         self.db = db
         self.config = config
         self.announce_unreachable_at_start = announce_unreachable_at_start
@@ -617,9 +686,16 @@ class AlertEngine:
         self._version = -1
         self._loaded = False
         self._pending = 0
-        self.offline = OfflineOutbox()
+        self.spool = Spool(spool_dir, instance_id) if spool_dir is not None else None
+        self.offline = OfflineOutbox(
+            journal=self._journal if self.spool is not None else None,
+            direct=lambda: db.down_since is not None,
+        )
         self._offline_changed: set[Key] = set()
         self._offline_transitions: list[Transition] = []
+        self._before: dict[Key, Any] = {}  # fingerprint of each alert when the offline stretch began
+        self._outage = False  # a database call failed since other instances' spools were replayed
+        self._offline_noted = False  # "evaluating in memory" was logged for this outage
 
     @property
     def is_leader(self) -> bool:
@@ -641,7 +717,9 @@ class AlertEngine:
         return {r.scope for r in self._records.values() if r.state == PENDING or r.eligible_since is not None}
 
     async def load(self) -> None:
-        """Read the shared state (restart reconciliation happens on the next evaluation)."""
+        """Merge what other instances of this host decided offline, then read the shared state
+        (restart reconciliation happens on the next evaluation)."""
+        await self._replay_others(self.clock())
         status = await self.lease.tick(force=True)
         await self._reload(self.clock(), status.version)
         self._loaded = True
@@ -654,6 +732,8 @@ class AlertEngine:
 
     async def close(self) -> None:
         """Hand the evaluation lease over at once (clean shutdown)."""
+        if self.spool is not None:
+            self.spool.close()
         if self.lease.status.leader:
             await self.lease.release()
 
@@ -683,9 +763,17 @@ class AlertEngine:
                 await self.load()
                 # started during an outage and announced it: what was decided since is newer
                 # than anything stored before the outage, so the resolved message follows
+                for key in decided_offline:
+                    if self._before.get(key) == _UNKNOWN_BEFORE:
+                        self._before[key] = fingerprint(self._records.get(key))
                 self._records.update(decided_offline)
                 self._count_pending()
+            elif self._outage:
+                # before deciding anything after an outage: another instance of this host may have
+                # evaluated (and notified) meanwhile and be paused or gone; its decisions are merged
+                await self._replay_others(now)
             status = await self.lease.tick()
+            self._offline_noted = self.degraded  # reachable: the next outage is logged again
             if self.degraded:
                 return await self._recover(status.leader, status.version, values, now)
             if status.version != self._version or status.acquired:
@@ -697,82 +785,199 @@ class AlertEngine:
                 return []
             return await self._commit(plan, values, now)
         except DatabaseUnavailable:
+            self._outage = True
             if self._loaded and self.lease.status.leader:
                 return self._evaluate_offline(values, now)
             if not self._loaded and self.announce_unreachable_at_start:
                 # Nobody can have been evaluating (no state, no lease): only the database's own
-                # reachability rules are decided, so no endpoint alert is announced twice.
+                # reachability rules are decided, so no endpoint alert is announced twice; what a
+                # predecessor on this host decided before a restart is known from its spool.
                 reachability = {k: v for k, v in values.items() if k[0] in self._reachability_rules}
+                if not self._offline_noted:
+                    self._seed_from_spools()
                 return self._evaluate_offline(reachability, now)
             raise
 
     def _evaluate_offline(self, values: Mapping[Key, float], now: datetime) -> list[Transition]:
         """The database is unreachable and this instance decides: in memory, sent directly."""
-        if not self._offline_changed:
+        if not self._offline_noted:
+            self._offline_noted = True
             logger.warning("database unreachable: evaluating alerts in memory, notifying directly")
         plan = self._planner.plan(self._records, self._silences, values, now)
         if not plan.changed:
             return []
+        items = [item for n in plan.notifications for item in items_for(n, self._notifiers)]
+        lines: list[dict[str, Any]] = []
+        for key in sorted(plan.changed):
+            if key not in self._before:
+                self._before[key] = (
+                    _UNKNOWN_BEFORE if not self._loaded else fingerprint(self._records.get(key))
+                )
+            lines.append(self._alert_line(key, plan.records[key]))
+        lines.extend(_transition_line(t) for t in plan.transitions)
+        lines.extend({"type": "item", "item": item_json(i)} for i in items)
+        if self.spool is not None:
+            self.spool.write(lines)  # durable before anything is sent
         self._records = plan.records
         self._count_pending()
         self._offline_changed |= plan.changed
         self._offline_transitions.extend(plan.transitions)
-        items = [item for n in plan.notifications for item in items_for(n, self._notifiers)]
         if items:
             self.offline.put(items)
             if self.on_enqueued is not None:
                 self.on_enqueued()
         return plan.transitions
 
+    def _alert_line(self, key: Key, rec: AlertRecord) -> dict[str, Any]:
+        return {
+            "type": "alert",
+            "rule": key[0],
+            "scope": key[1],
+            "before": self._before.get(key),
+            "record": record_json(rec),
+        }
+
+    def _journal(self, entry: OfflineEntry) -> None:
+        if self.spool is None:
+            return
+        self.spool.write([{
+            "type": "sent" if entry.sent else "dead",
+            "key": entry.item.dedup_key,
+            "attempts": entry.attempts,
+            "error": entry.last_error,
+            "status": entry.last_status,
+        }])  # fmt: skip
+
+    def _seed_from_spools(self) -> None:
+        """A restarted agent during an outage: take over what its predecessor on this host decided
+        about the database's reachability (announced already: not again)."""
+        if self.spool is None:
+            return
+        for other in read_spools(self.spool.directory, exclude=self.spool.path):
+            for key, rec in other.records.items():
+                if key[0] in self._reachability_rules:
+                    self._records[key] = rec
+                    self._before[key] = other.before.get(key, _UNKNOWN_BEFORE)
+                    self._offline_changed.add(key)
+        if self._offline_changed:
+            self.spool.write(self._alert_line(k, self._records[k]) for k in sorted(self._offline_changed))
+            self._count_pending()
+
+    async def _replay_others(self, now: datetime) -> None:
+        """Merge the spools of the other instances of this host (see :meth:`_merge`)."""
+        self._outage = False
+        if self.spool is None:
+            return
+        for other in read_spools(self.spool.directory, exclude=self.spool.path):
+            if not other.empty:
+                async with self.db.transaction() as conn:
+                    await self._merge(conn, other, now)
+                logger.info(
+                    "merged what {} decided while the database was away ({} alert(s), {} notification(s))",
+                    other.owner,
+                    len(other.records),
+                    len(other.items),
+                )
+            remove(other)
+
+    async def _merge(self, conn: asyncpg.Connection, spool: SpoolFile, now: datetime) -> int:
+        """Store decisions made without the database, idempotently, in the caller's transaction.
+
+        An alert is taken as decided offline when its stored row is still what the decider
+        started from, or is an earlier step of the same episode (same ``fired_at``); a later
+        step of the same episode (another instance merged it and resolved it since) is kept; a
+        different episode (announced by an instance that could not know) wins, and the offline
+        one's unsent messages for it are dropped.
+        History rows and notifications carry deterministic keys: replaying twice changes nothing.
+        Returns the new version.
+        """
+        version = await bump_version(conn, ENGINE_NAME)
+        current, _silences = await _read_state(conn, now)
+        applied: list[AlertRecord] = []
+        conflicts: set[Key] = set()
+        for key, rec in spool.records.items():
+            stored = current.get(key)
+            if _unchanged(stored, spool.before.get(key, _UNKNOWN_BEFORE)) or (
+                stored is not None and stored.fired_at == rec.fired_at and rec.since > stored.since
+            ):
+                applied.append(rec)  # nobody moved it since, or a later step of the same episode
+            elif stored is not None and stored.fired_at != rec.fired_at and rec.announced:
+                conflicts.add(key)
+                logger.warning(
+                    "alert {} was also announced by another instance while the database was away",
+                    _target(*key),
+                )
+        if applied:
+            await conn.executemany(_UPSERT, [_record_args(r, spool.owner) for r in applied])
+        transitions = [_transition_from(t) for t in spool.transitions]
+        kept = [t for t in transitions if (t.rule, t.scope) not in conflicts]
+        await _insert_history(conn, kept, spool.owner)
+        lost = {_target(*k) for k in conflicts}
+        by_status: dict[str, list[SpooledItem]] = defaultdict(list)
+        for spooled in spool.items.values():
+            if spooled.status == "unsent" and spooled.item.alerts and set(spooled.item.alerts) <= lost:
+                continue  # the other instance announced this episode its own way
+            by_status[spooled.status].append(spooled)
+        await enqueue(conn, [s.item for s in by_status["sent"]], delivered=True)
+        await enqueue_dead(
+            conn, [FailedItem(s.item, s.attempts, s.error, s.http_status) for s in by_status["dead"]]
+        )
+        await enqueue(conn, [s.item for s in by_status["unsent"]])
+        return version
+
     async def _recover(
         self, leader: bool, version: int, values: Mapping[Key, float], now: datetime
     ) -> list[Transition]:
-        """The database is back after an offline stretch: store what was decided and sent meanwhile."""
-        if leader and version == self._version:
-            plan = self._planner.plan(self._records, self._silences, values, now)
-            plan.changed |= self._offline_changed
-        else:
-            logger.warning("database is back and another instance evaluated meanwhile; its state wins")
-            self._offline_changed.clear()
-            self._offline_transitions.clear()
-            await self._reload(now, version)
-            plan = _Plan(dict(self._records))
-            if leader:
-                plan = self._planner.plan(self._records, self._silences, values, now)
-        transitions = await self._commit(plan, values, now, store_offline=True)
+        """The database is back after an offline stretch: merge what was decided and sent meanwhile
+        into the shared state (never discard it), then evaluate as usual."""
+        adopted = self.offline.adopt()
+        own = SpoolFile(Path(), self.instance_id, True)
+        for key in self._offline_changed:
+            own.before[key] = self._before.get(key, _UNKNOWN_BEFORE)
+            own.records[key] = self._records[key]
+        own.transitions = [_transition_line(t) for t in self._offline_transitions]
+        for entry in adopted.all:
+            status = "sent" if entry.sent else "dead" if entry.dead else "unsent"
+            own.items[entry.item.dedup_key] = SpooledItem(
+                entry.item, status, entry.attempts, entry.last_error, entry.last_status
+            )
+        try:
+            async with self.db.transaction() as conn:
+                version = await self._merge(conn, own, now)
+                records, silences = await _read_state(conn, now)
+        except BaseException:
+            self.offline.release(adopted.all, stored=False)
+            raise
+        self.offline.release(adopted.all, stored=True)
+        if self.spool is not None and not self.offline:
+            self.spool.clear()
+        self._offline_changed.clear()
+        self._offline_transitions.clear()
+        self._before.clear()
+        self._offline_noted = False
+        self._adopt(records, silences, version)
         logger.info("database is back: alert state and directly sent notifications stored")
-        return transitions
+        if self.on_enqueued is not None:
+            self.on_enqueued()
+        if not leader:
+            return []
+        plan = self._planner.plan(self._records, self._silences, values, now)
+        if not plan.changed:
+            return []
+        return await self._commit(plan, values, now)
 
-    async def _commit(
-        self, plan: _Plan, values: Mapping[Key, float], now: datetime, *, store_offline: bool = False
-    ) -> list[Transition]:
+    async def _commit(self, plan: _Plan, values: Mapping[Key, float], now: datetime) -> list[Transition]:
         silences = self._silences
-        adopted = self.offline.adopt() if store_offline else Adopted([], [], [])
-        sent, unsent = adopted.sent, adopted.unsent
         try:
             async with self.db.transaction() as conn:
                 mine, version = await self.lease.check_in(conn)
-                if not mine and not store_offline:
+                if not mine:
                     raise _LeaseLost
-                if version != self._version or not mine:
+                if version != self._version:
                     records, silences = await _read_state(conn, now)
-                    plan = self._planner.plan(records, silences, values, now) if mine else _Plan(records)
-                    if not mine and unsent:
-                        logger.warning(
-                            "{} notification(s) not sent while the database was away are dropped:"
-                            " the instance that evaluated meanwhile decided what to send",
-                            len(unsent),
-                        )
-                        unsent = []
-                if sent:
-                    await enqueue(conn, [e.item for e in sent], delivered=True)
-                if adopted.dead:
-                    await enqueue_dead(conn, [e.failed() for e in adopted.dead])
-                if unsent:
-                    await enqueue(conn, [e.item for e in unsent])
+                    plan = self._planner.plan(records, silences, values, now)
                 if plan.changed:
-                    earlier = self._offline_transitions if store_offline and mine else []
-                    await self._write(conn, plan, now, earlier)
+                    await self._write(conn, plan)
                     version = int(
                         await conn.fetchval(
                             "UPDATE opswatch.alert_leader SET version = version + 1"
@@ -787,38 +992,17 @@ class AlertEngine:
             self.lease.lost()
             await self._reload(now, (await self.lease.tick(force=True)).version)
             return []
-        except BaseException:
-            self.offline.release(adopted.all, stored=False)
-            raise
-        if store_offline:
-            self.offline.release(adopted.all, stored=True)
-            self._offline_changed.clear()
-            self._offline_transitions.clear()
-        if not mine:
-            self.lease.lost()
         self._adopt(plan.records, silences, version)
-        if (plan.notifications or unsent) and self.on_enqueued is not None:
+        if plan.notifications and self.on_enqueued is not None:
             self.on_enqueued()
         return plan.transitions
 
-    async def _write(
-        self, conn: asyncpg.Connection, plan: _Plan, now: datetime, earlier: list[Transition]
-    ) -> None:
-        """Store changed alerts, their transitions (with ``earlier`` ones decided offline), notifications."""
-        transitions = [*earlier, *plan.transitions]
+    async def _write(self, conn: asyncpg.Connection, plan: _Plan) -> None:
+        """Store changed alerts, their transitions and notifications."""
         await conn.executemany(
             _UPSERT, [_record_args(plan.records[k], self.instance_id) for k in sorted(plan.changed)]
         )
-        if transitions:
-            await conn.executemany(
-                """INSERT INTO opswatch.alert_history
-                       (at, rule, scope, from_state, to_state, severity, value, instance)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
-                [
-                    (t.at, t.rule, t.scope, t.from_state, t.to_state, t.severity, t.value, self.instance_id)
-                    for t in transitions
-                ],
-            )
+        await _insert_history(conn, plan.transitions, self.instance_id)
         items = [item for n in plan.notifications for item in items_for(n, self._notifiers)]
         if items:
             ids = await enqueue(conn, items)

@@ -2,12 +2,16 @@
 
 While the server is unreachable every call fails fast with :class:`DatabaseUnavailable`
 (no blocking retry loops on the caller's path); reconnection is attempted lazily, at most
-once per backoff step (exponential, with jitter), by whichever call comes next.
+once per backoff step (exponential, with jitter), by whichever call comes next. The backoff stays
+short while an outage is young, and a background TCP probe of the server's host:port ends the
+wait (and sets :attr:`Database.reconnect_due`) as soon as the server accepts connections again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import random
 import time
 from collections.abc import AsyncIterator
@@ -15,6 +19,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import asyncpg
 
@@ -34,6 +39,17 @@ _CONNECTION_ERRORS: tuple[type[Exception], ...] = (
     asyncpg.exceptions.ClientConfigurationError,
     asyncpg.exceptions.InterfaceError,
 )
+
+
+class _PoolFloorRetries(logging.Filter):
+    """asyncpg's pool reconnects its floor in the background while the server is down and logs a
+    traceback for every try; :class:`Database` reports an outage once and reconnects itself."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Failed to restore the pool connection floor")
+
+
+logging.getLogger("asyncpg.pool").addFilter(_PoolFloorRetries())
 
 
 class DatabaseUnavailable(Exception):
@@ -80,27 +96,80 @@ def describe_error(exc: BaseException) -> str:
 
 
 class Backoff:
-    """Exponential backoff with full jitter; ``ready()`` says whether another attempt is due."""
+    """Exponential backoff with full jitter; ``ready()`` says whether another attempt is due.
 
-    def __init__(self, initial: float = 0.5, maximum: float = 30.0) -> None:
+    While the outage is younger than ``young_s`` the delay stays under ``young_max``: most
+    outages are restarts, and a console should be back within a second or two of the server.
+    """
+
+    def __init__(
+        self,
+        initial: float = 0.25,
+        maximum: float = 30.0,
+        *,
+        young_max: float = 1.0,
+        young_s: float = 60.0,
+    ) -> None:
         self.initial = initial
         self.maximum = maximum
+        self.young_max = young_max
+        self.young_s = young_s
         self.failures = 0
         self._next_at = 0.0
+        self._since: float | None = None
 
     def ready(self) -> bool:
         return time.monotonic() >= self._next_at
 
     def failed(self) -> float:
+        now = time.monotonic()
+        if self._since is None:
+            self._since = now
         self.failures += 1
-        ceiling = min(self.maximum, self.initial * (2 ** (self.failures - 1)))
+        cap = self.young_max if now - self._since < self.young_s else self.maximum
+        ceiling = min(cap, self.initial * (2 ** (self.failures - 1)))
         delay: float = ceiling / 2 + random.uniform(0, ceiling / 2)
-        self._next_at = time.monotonic() + delay
+        self._next_at = now + delay
         return delay
+
+    def retry_now(self) -> None:
+        """The server looks reachable again: let the next call try at once."""
+        self._next_at = 0.0
 
     def succeeded(self) -> None:
         self.failures = 0
         self._next_at = 0.0
+        self._since = None
+
+
+PROBE_EVERY_S = 0.25  # TCP reachability probe while the server is down
+
+
+def probe_address(dsn: str) -> tuple[str, int] | None:
+    """host and port to probe for ``dsn``; None for Unix sockets and multi-host DSNs."""
+    try:
+        parts = urlsplit(dsn)
+        query = parse_qs(parts.query)
+        host = parts.hostname or (query.get("host") or [""])[0]
+        port = parts.port or int((query.get("port") or ["5432"])[0])
+    except ValueError:
+        return None
+    if not host or host.startswith("/") or "," in host:
+        return None
+    return host, port
+
+
+async def accepts_connections(address: tuple[str, int], within_s: float) -> bool:
+    """True when a TCP connection to ``address`` opens within ``within_s`` (closed at once)."""
+    try:
+        async with asyncio.timeout(within_s):
+            _reader, writer = await asyncio.open_connection(*address)
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True
 
 
 class Database:
@@ -113,6 +182,10 @@ class Database:
         self._last_error: str | None = None
         self._down_since: datetime | None = None
         self._closed = False
+        self._address = probe_address(dsn)
+        self._probe: asyncio.Task[None] | None = None
+        self.reconnect_due = asyncio.Event()
+        """Set when a reconnection attempt is worth making now (the server accepts connections)."""
 
     # -- pool lifecycle ------------------------------------------------------------------------
 
@@ -153,6 +226,21 @@ class Database:
         if self._down_since is None:
             self._down_since = datetime.now(UTC)
         self._backoff.failed()
+        self.reconnect_due.clear()
+        probe_idle = self._probe is None or self._probe.done()
+        if self._address is not None and not self._closed and probe_idle and _server_gone(exc):
+            with contextlib.suppress(RuntimeError):  # no running loop: the backoff alone decides
+                self._probe = asyncio.get_running_loop().create_task(self._watch_reachability())
+
+    async def _watch_reachability(self) -> None:
+        """While the server is down, probe its port; end the backoff wait once it accepts connections."""
+        assert self._address is not None
+        while self._down_since is not None and not self._closed:
+            await asyncio.sleep(PROBE_EVERY_S)
+            if await accepts_connections(self._address, min(1.0, self.settings.connect_timeout_s)):
+                self._backoff.retry_now()
+                self.reconnect_due.set()
+                return
 
     def _mark_up(self) -> None:
         self._last_error = None
@@ -166,6 +254,11 @@ class Database:
 
     async def close(self) -> None:
         self._closed = True
+        probe, self._probe = self._probe, None
+        if probe is not None:
+            probe.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await probe
         pool, self._pool = self._pool, None
         if pool is not None:
             try:
@@ -231,6 +324,21 @@ class Database:
             return DbHealth(False, None, describe_error(exc), self._down_since or now, now)
         self._mark_up()
         return DbHealth(True, rtt, None, None, now)
+
+
+_SERVER_GONE: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.exceptions.PostgresConnectionError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InterfaceError,
+)
+
+
+def _server_gone(exc: BaseException) -> bool:
+    """A failure that a server coming back can end; not auth, a missing database or a bad DSN
+    (probing then would only turn a wrong password into a connection storm)."""
+    return isinstance(exc, _SERVER_GONE) and not isinstance(exc, asyncpg.exceptions.ClientConfigurationError)
 
 
 def _is_connection_loss(exc: BaseException) -> bool:

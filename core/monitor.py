@@ -19,6 +19,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import replace
 from datetime import UTC, datetime
+from pathlib import Path
 
 from loguru import logger
 
@@ -45,6 +46,7 @@ from core.snapshot import (
     Snapshot,
 )
 from core.sources import collect_custom_metric, collect_db_stats
+from core.spool import default_spool_dir
 from core.triage import TriageService
 from core.windows import EndpointWindow
 
@@ -77,9 +79,12 @@ class Monitor:
         probes_enabled: bool = True,
         deliver: bool = True,
         agent: bool = False,
+        spool_dir: Path | None = None,
     ) -> None:
         """``agent``: the headless agent (``opswatch run``), which announces a database that was
-        unreachable from the start; consoles and wall screens leave that to it."""
+        unreachable from the start; consoles and wall screens leave that to it. ``spool_dir``: where
+        alert decisions made during a database outage are recorded (default: shared by this host's
+        instances of this database, see :mod:`core.spool`)."""
         self.config = config
         self.db = db
         self.read_only = read_only or config.ui.read_only
@@ -96,6 +101,7 @@ class Monitor:
             clock=clock,
             on_enqueued=self._wake_deliverer,
             announce_unreachable_at_start=agent and not self.read_only,
+            spool_dir=spool_dir or default_spool_dir(db.dsn),
         )
         self.deliverer: Deliverer | None = None
         if deliver:
@@ -151,7 +157,8 @@ class Monitor:
         if self.deliverer is not None:
             await self.deliverer.start()
         refresh = self.config.ui.refresh_interval
-        self._spawn(self._every(refresh, "health", self._collect_health))
+        # and at once when the database's port accepts connections again after an outage
+        self._spawn(self._every(refresh, "health", self._collect_health, wake=self.db.reconnect_due))
         # summaries cost tens of ms on a million rows: every few seconds, and at once when the
         # DLQ/event tables change (LISTEN with `db install-notify`, else a cheap max(id) poll)
         await self.watcher.start()

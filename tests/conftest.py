@@ -10,6 +10,14 @@ from core.db import Database, PoolSettings
 from tests.pg import DatabaseFactory, server_dsn
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _private_data_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Monitors spool alert decisions made during an outage under the data dir: never the user's."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("OPSWATCH_DATA_DIR", str(tmp_path_factory.mktemp("opswatch-data")))
+        yield
+
+
 @pytest.fixture(scope="session")
 def pg_admin_dsn() -> Iterator[str]:
     """DSN of the session's PostgreSQL server (embedded unless OPSWATCH_TEST_DSN is set)."""

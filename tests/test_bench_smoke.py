@@ -49,3 +49,13 @@ async def test_alert_latency_run_on_five_endpoints(db_dsn: str) -> None:
     assert 0 <= latency["resolved_after_first_ok_s"]["max"] <= 3.0
     assert 0 <= latency["first_bad_after_t0_s"]["max"] <= opts.interval + 1.0
     assert result["steady"]["probes"] > 0 and result["steady"]["cpu_ms_per_probe"] is not None
+
+
+async def test_recovery_run_with_one_short_outage(tmp_path: Path) -> None:
+    """Keeps bench/recovery.py from rotting: one 1 s outage of its own embedded PostgreSQL."""
+    from bench.recovery import RecoveryOptions, measure_recovery
+
+    result = await measure_recovery(RecoveryOptions(outages=1, outage_s=1.0, settle_s=0.2), tmp_path)
+    for face in ("agent", "console"):
+        assert result[face]["n"] == 1
+        assert 0 <= result[face]["p95_s"] <= 3.0  # loose: the machine is shared

@@ -10,12 +10,18 @@ moves what was not tried to the end into the real outbox.
 
 The queue is bounded: beyond ``max_items`` already-sent entries go first (only their record
 is lost), then the oldest others; every drop is logged.
+
+``journal`` (the engine's local spool, :mod:`core.spool`) is told when an entry is sent or given
+up on, durably, so a restart before the database returns still records it. ``direct`` says
+whether sending directly is allowed now: once the database is back, unsent entries wait for the
+engine to move them into the outbox (another instance may have replayed them there already).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from loguru import logger
 
@@ -35,6 +41,14 @@ class OfflineEntry:
     dead: bool = False  # given up: max_attempts or a permanent error
     last_error: str | None = None
     last_status: int | None = None
+    journal: Callable[[OfflineEntry], None] | None = None
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        # the Deliverer flips ``sent`` / ``dead``: record the outcome in the spool as it happens
+        object.__setattr__(self, name, value)
+        journal = getattr(self, "journal", None)
+        if name in ("sent", "dead") and value and journal is not None:
+            journal(self)
 
     @property
     def state(self) -> str:
@@ -58,10 +72,18 @@ class Adopted:
 
 
 class OfflineOutbox:
-    def __init__(self, max_items: int = 500) -> None:
+    def __init__(
+        self,
+        max_items: int = 500,
+        *,
+        journal: Callable[[OfflineEntry], None] | None = None,
+        direct: Callable[[], bool] | None = None,
+    ) -> None:
         self.max_items = max_items
         self.entries: list[OfflineEntry] = []
         self.dropped = 0
+        self.journal = journal
+        self.direct = direct
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -70,7 +92,7 @@ class OfflineOutbox:
         known = {e.item.dedup_key for e in self.entries}
         for item in items:
             if item.dedup_key not in known:
-                self.entries.append(OfflineEntry(item))
+                self.entries.append(OfflineEntry(item, journal=self.journal))
                 known.add(item.dedup_key)
         while len(self.entries) > self.max_items:
             idle = [e for e in self.entries if not e.busy]
@@ -91,6 +113,8 @@ class OfflineOutbox:
 
     def due(self, now: float) -> list[OfflineEntry]:
         """The oldest unsent entry of each route, if it is due (keeps firing/resolved order)."""
+        if self.direct is not None and not self.direct():
+            return []
         heads: dict[str, OfflineEntry] = {}
         for e in self.entries:
             if not e.sent and not e.dead and e.item.route not in heads:
