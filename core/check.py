@@ -211,8 +211,8 @@ async def _read_endpoints(
 
 
 async def _read_database(config: Config, db: Database, reading: _Reading) -> None:
-    now = datetime.now(UTC)
     health = await db.health()
+    now = datetime.now(UTC)  # after the health check: down_for is never negative
     reading.db_view = DbHealthView(
         health.up, health.rtt_ms, health.error, health.down_since, health.checked_at
     )
