@@ -98,7 +98,8 @@ class CheckReport:
             return f"not judged: {names} ({'; '.join(reasons)})"
         database = "" if self.database_up is None else ", database up"
         plural = "" if self.endpoints_checked == 1 else "s"
-        return f"{self.endpoints_checked} endpoint{plural} up{database}, {self.rules_judged} rules ok"
+        rules = f", {self.rules_judged} rules ok" if self.rules_judged else ""
+        return f"{self.endpoints_checked} endpoint{plural} up{database}{rules}"
 
 
 def select_rules(config: Config, only: Sequence[str] | None) -> tuple[tuple[AlertRule, ...], bool]:
@@ -303,7 +304,7 @@ async def run_check(
                 text = db_error
             findings.append(Finding(rule.name, sample.scope, severity, sample.value,
                                     f"{rule.name}{where} ({text})"))  # fmt: skip
-    perfdata = _perfdata(config, rules, reading.metrics, only, overrides, custom_units)
+    perfdata = _perfdata(rules, reading.metrics, only, overrides, custom_units, probe_check)
     return CheckReport(
         tuple(findings),
         checked,
@@ -316,14 +317,14 @@ async def run_check(
 
 
 def _perfdata(
-    config: Config,
     rules: Sequence[AlertRule],
     metrics: Sequence[MetricSample],
     only: Sequence[str] | None,
     overrides: Overrides,
     custom_units: Mapping[str, str],
+    probe_check: bool,
 ) -> list[PerfDatum]:
-    watched = {r.metric for r in rules}
+    watched = {r.metric for r in rules} | ({"endpoint.up"} if probe_check else set())
     wanted = watched if only is not None else watched | set(_DEFAULT_ENDPOINT_PERF) | {
         m.metric for m in metrics if not m.metric.startswith("endpoint.")
     }

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import re
 import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -94,6 +95,12 @@ def describe_target(dsn: str, env: Mapping[str, str] = os.environ) -> str:
         return "the configured database (DSN not parsable)"
     where = f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
     return redact(f"database {name or '?'} on {where}")[:200]
+
+
+def display_dsn(dsn: str) -> str:
+    """The DSN with its password (in the userinfo or a ``password=`` parameter) masked."""
+    masked = re.sub(r"(://[^:/@?#]*:)[^@/?#]*@", r"\1***@", dsn)
+    return re.sub(r"(?i)([?&]password=)[^&#]*", r"\1***", masked)
 
 
 class Backoff:
