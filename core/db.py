@@ -12,14 +12,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
+import re
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import asyncpg
 
@@ -93,6 +95,27 @@ def describe_error(exc: BaseException) -> str:
         return f"invalid DSN: {exc}"
     text = str(exc).strip() or type(exc).__name__
     return redact(text.splitlines()[0])[:300]
+
+
+def describe_target(dsn: str, env: Mapping[str, str] = os.environ) -> str:
+    """``database pos on 127.0.0.1:5432`` from a DSN (libpq defaults filled in); never the password."""
+    try:
+        parts = urlsplit(dsn)
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        host = parts.hostname or query.get("host") or env.get("PGHOST") or "localhost"
+        port = parts.port or query.get("port") or env.get("PGPORT") or 5432
+        user = unquote(parts.username or "") or query.get("user") or env.get("PGUSER") or ""
+        name = unquote(parts.path.lstrip("/")) or query.get("dbname") or env.get("PGDATABASE") or user
+    except ValueError:
+        return "the configured database (DSN not parsable)"
+    where = f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return redact(f"database {name or '?'} on {where}")[:200]
+
+
+def display_dsn(dsn: str) -> str:
+    """The DSN with its password (in the userinfo or a ``password=`` parameter) masked."""
+    masked = re.sub(r"(://[^:/@?#]*:)[^@/?#]*@", r"\1***@", dsn)
+    return re.sub(r"(?i)([?&]password=)[^&#]*", r"\1***", masked)
 
 
 class Backoff:
@@ -187,6 +210,11 @@ class Database:
         self.reconnect_due = asyncio.Event()
         """Set when a reconnection attempt is worth making now (the server accepts connections)."""
 
+    @property
+    def where(self) -> str:
+        """Which database this is (host:port and name), safe to show."""
+        return describe_target(self.dsn)
+
     # -- pool lifecycle ------------------------------------------------------------------------
 
     async def _create_pool(self) -> asyncpg.Pool:
@@ -222,7 +250,7 @@ class Database:
             return self._pool
 
     def _mark_down(self, exc: BaseException) -> None:
-        self._last_error = describe_error(exc)
+        self._last_error = f"{describe_error(exc)} ({self.where})"
         if self._down_since is None:
             self._down_since = datetime.now(UTC)
         self._backoff.failed()
@@ -321,7 +349,8 @@ class Database:
         except DatabaseUnavailable as exc:
             return DbHealth(False, None, exc.reason, exc.since or now, now)
         except Exception as exc:  # an unexpected server error still means "not healthy"
-            return DbHealth(False, None, describe_error(exc), self._down_since or now, now)
+            error = f"{describe_error(exc)} ({self.where})"
+            return DbHealth(False, None, error, self._down_since or now, now)
         self._mark_up()
         return DbHealth(True, rtt, None, None, now)
 

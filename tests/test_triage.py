@@ -110,7 +110,7 @@ async def test_event_transitions_and_audit(
     ]
     entries = await read_audit(database, target_kind="event")
     assert [(e.action, e.outcome, e.target_ids) for e in entries] == [
-        ("events.retry", "skipped", ()),
+        ("events.retry", "skipped", (a,)),  # the ids considered are recorded, also when skipped
         ("events.resolve", "applied", (a,)),
         ("events.retry", "applied", (a, b)),
     ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import sys
 from collections.abc import Sequence
@@ -59,9 +60,39 @@ def _accept_common_options_everywhere(subparsers: argparse._SubParsersAction) ->
                 _accept_common_options_everywhere(action)
 
 
+SIGPIPE_EXIT = 141
+"""128 + SIGPIPE: what a shell reports for a writer whose reader went away (``| head``)."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        code = _main(argv)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _stdout_to_devnull()
+        return SIGPIPE_EXIT
+    return code
+
+
+def _stdout_to_devnull() -> None:
+    """The Python docs' recipe: the reader is gone, so later flushes (at exit) must not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):  # stdout without a file descriptor (captured in tests)
+        pass
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extras = parser.parse_known_args(argv)
+    if extras:
+        message = f"unrecognized arguments: {' '.join(extras)}"
+        usage_error = getattr(args, "usage_error", None)
+        if usage_error is not None:  # `check` reports as a Nagios plugin (UNKNOWN on stdout)
+            usage_error(message)
+        parser.error(message)
     handler = getattr(args, "handler", None)
     if handler is None:
         from tui.commands.console import run_console

@@ -15,7 +15,9 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import json
 import os
+import re
 import shutil
 import socket
 import time
@@ -24,9 +26,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 import asyncpg
+import yaml
 from loguru import logger
 
-from core.config import Config, render_effective
+from core.config import Config
 from core.db import describe_error
 from core.demo.fake_backend import FakeBackend
 from core.demo.scenario import DEFAULT_SEED, DEFAULT_SPEED, Scenario
@@ -39,6 +42,8 @@ from core.migrate import init_app_schema, migrate
 DEMO_DATABASE = "pos"
 MARKER = ".opswatch-demo"
 _LOCK = ".demo.lock"
+_PORTS = "ports.json"  # written by a running demo so that `demo --print-config` elsewhere finds it
+SECRET_ENV_PREFIX = "OPSWATCH_DEMO_"
 # Shown by print_config() before the demo has started and ports are known.
 _PLACEHOLDER_PG, _PLACEHOLDER_BACKEND, _PLACEHOLDER_SINK = 5432, 3000, 3001
 
@@ -115,6 +120,7 @@ class DemoEnvironment:
             self.simulator.dsn = self.dsn
             await self.simulator.start()
             self.progress("traffic simulator running")
+            self._write_ports()
         except BaseException as exc:
             await self.stop()
             if isinstance(exc, DemoError):
@@ -130,6 +136,9 @@ class DemoEnvironment:
     async def stop(self) -> None:
         """Stop everything that runs; safe to call twice and after a partial start."""
         self._started = False
+        if self._lock is not None:
+            with contextlib.suppress(OSError):
+                (self.data_dir / _PORTS).unlink(missing_ok=True)
         steps: list[tuple[str, Callable[[], Any]]] = [
             ("simulator", self.simulator.stop),
             ("Slack sink", self.sink.stop if self.sink is not None else _nothing),
@@ -239,15 +248,47 @@ class DemoEnvironment:
 
     # -- configuration -------------------------------------------------------------------------
 
+    def _write_ports(self) -> None:
+        ports = {"postgres": self.postgres.port, "backend": self.backend.port,
+                 "sink": None if self.sink is None else self.sink.port, "pid": os.getpid()}  # fmt: skip
+        (self.data_dir / _PORTS).write_text(json.dumps(ports) + "\n", encoding="utf-8")
+
+    def running_elsewhere(self) -> dict[str, int | None] | None:
+        """The ports of a demo another process runs on this data directory, if one does."""
+        path = self.data_dir / _PORTS
+        if self._lock is not None or not path.is_file():
+            return None
+        try:
+            with (self.data_dir / _LOCK).open("a+", encoding="utf-8") as handle:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:  # held: a demo runs there
+                    data = json.loads(path.read_text(encoding="utf-8"))
+                    return {k: data.get(k) for k in ("postgres", "backend", "sink")}
+                fcntl.flock(handle, fcntl.LOCK_UN)  # nobody holds it: a stale file
+        except (OSError, ValueError, AttributeError):
+            return None
+        return None
+
     def _urls(self) -> tuple[str, str, str]:
+        other = None if self.postgres.running else self.running_elsewhere()
+        pg_port = other.get("postgres") if other else None
+        backend_port = other.get("backend") if other else None
+        sink_port = other.get("sink") if other else None
         pg = self.dsn if self.postgres.running else (
-            f"postgresql://postgres@127.0.0.1:{_PLACEHOLDER_PG}/{DEMO_DATABASE}")  # fmt: skip
-        backend = self.backend.base_url if self.backend.running else f"http://{HOST}:{_PLACEHOLDER_BACKEND}"
+            f"postgresql://postgres@127.0.0.1:{pg_port or _PLACEHOLDER_PG}/{DEMO_DATABASE}")  # fmt: skip
+        backend = self.backend.base_url if self.backend.running else (
+            f"http://{HOST}:{backend_port or _PLACEHOLDER_BACKEND}")  # fmt: skip
         if self.sink is not None and self.sink.running:
             sink = self.sink.base_url
         else:
-            sink = f"http://{HOST}:{_PLACEHOLDER_SINK}"
+            sink = f"http://{HOST}:{sink_port or _PLACEHOLDER_SINK}"
         return pg, backend, sink
+
+    @property
+    def ports_known(self) -> bool:
+        """True when the URLs in :meth:`config_dict` are the running demo's (here or in another process)."""
+        return self._started or self.running_elsewhere() is not None
 
     def config_dict(self) -> dict[str, Any]:
         """The opswatch configuration for this environment (plain data, validates as :class:`Config`).
@@ -312,15 +353,35 @@ class DemoEnvironment:
     def config(self) -> Config:
         return Config.model_validate(self.config_dict())
 
-    def print_config(self) -> str:
-        """YAML of :meth:`config` with secrets masked, as a starting point for a real config.yaml."""
+    def print_config(self, *, reveal: bool = False) -> str:
+        """YAML of :meth:`config` that works against the running demo.
+
+        Secrets are ``${OPSWATCH_DEMO_...}`` references (values from :meth:`secret_env`), or the
+        values themselves with ``reveal``.
+        """
+        text, _ = self.printable_config(reveal=reveal)
+        return text
+
+    def secret_env(self) -> dict[str, str]:
+        """The environment variables the printed config refers to, with their values."""
+        return self.printable_config()[1]
+
+    def printable_config(self, *, reveal: bool = False) -> tuple[str, dict[str, str]]:
+        config = self.config()
+        plain = config.model_dump(mode="json", by_alias=True)
+        masked = config.model_dump(mode="json", by_alias=True, context={"mask_secrets": True})
+        env: dict[str, str] = {}
+        data = _refer_secrets(plain, plain if reveal else masked, (), env)
         lines = [
             f"# generated by `opswatch demo` (seed {self.seed}, speed {self.speed:g}x): time thresholds are",
             f"# divided by {self.speed:g}; for real use the seed plan's values (api-down critical: 300).",
         ]
-        if not self._started:
-            lines.append("# ports are placeholders until the demo runs")
-        return "\n".join(lines) + "\n" + render_effective(self.config())
+        if not self.ports_known:
+            lines.append(f"# ports are placeholders until the demo runs (no demo runs in {self.data_dir})")
+        if env:
+            lines.append("# secrets are ${...} references: export " + ", ".join(env) + " (or use --reveal)")
+        body = yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=100)
+        return "\n".join(lines) + "\n" + body, env
 
     def summary(self) -> list[str]:
         """One line per running part, for headless output."""
@@ -375,3 +436,21 @@ def _check_port_free(port: int, what: str) -> None:
 
 async def _nothing() -> None:
     return None
+
+
+def _refer_secrets(plain: Any, masked: Any, path: tuple[str, ...], env: dict[str, str]) -> Any:
+    """``plain`` with every value that masking changes replaced by a ``${VAR}`` reference."""
+    if isinstance(plain, dict) and isinstance(masked, dict):
+        return {k: _refer_secrets(v, masked.get(k), (*path, str(k)), env) for k, v in plain.items()}
+    if isinstance(plain, list) and isinstance(masked, list) and len(plain) == len(masked):
+        return [
+            _refer_secrets(v, m, (*path, str(v.get("name", i)) if isinstance(v, dict) else str(i)), env)
+            for i, (v, m) in enumerate(zip(plain, masked, strict=True))
+        ]
+    if not isinstance(plain, str):
+        return plain
+    if plain == masked:
+        return plain.replace("${", "$${")  # literal text, not a reference
+    name = SECRET_ENV_PREFIX + re.sub(r"[^A-Z0-9]+", "_", "_".join(path).upper()).strip("_")
+    env[name] = plain
+    return "${" + name + "}"

@@ -319,7 +319,7 @@ async def _finish(
         actor=ctx.actor,
         action=t.action,
         target_kind=t.kind,
-        target_ids=sorted(out.applied + [f.id for f in out.failed]),
+        target_ids=sorted({*out.applied, *(f.id for f in out.failed), *(s.id for s in out.skipped)}),
         filter=filter,
         reason=reason,
         outcome=outcome_of(len(out.applied), len(out.skipped), len(out.failed)),

@@ -56,13 +56,21 @@ def _audit(args: argparse.Namespace) -> int:
         if args.json:
             print_json(entries)
             return 0
-        for e in entries:
-            target = _ids(e.target_ids) or (e.target_key or "")
-            note = f"  reason: {display_text(e.reason, 200)}" if e.reason else ""
-            print(
-                f"{e.id:>7}  {e.at.isoformat(timespec='seconds')}  {e.actor}  {e.action}  "
-                f"{e.target_kind} {target}  {e.outcome}{note}"
-            )
+        if not entries:
+            print("no audit entries match")
+            return 0
+        rows = [
+            (str(e.id), e.at.isoformat(timespec="seconds"), e.actor, e.action,
+             f"{e.target_kind} {_ids(e.target_ids) or (e.target_key or '')}".strip(), e.outcome,
+             display_text(e.reason, 200) if e.reason else "")
+            for e in entries
+        ]  # fmt: skip
+        header = ("ID", "AT", "ACTOR", "ACTION", "TARGET", "OUTCOME", "REASON")
+        widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header) - 1)]
+        for row in [header, *rows]:
+            rest = [c.ljust(w) for c, w in zip(row[1:-1], widths[1:], strict=True)]
+            cells = [row[0].rjust(widths[0]), *rest]
+            print("  ".join([*cells, row[-1]]).rstrip())
         if entries and len(entries) == args.limit:
             print(f"older entries: --before {entries[-1].id}")
         return 0

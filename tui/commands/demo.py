@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -53,7 +54,11 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--slack-webhook", default=None, metavar="URL",
                         help="send alerts to this real Slack incoming webhook instead of the local sink")
     parser.add_argument("--print-config", action="store_true",
-                        help="print the generated config (secrets masked) and exit")
+                        help="print a config for the demo running on this data directory (real ports; "
+                             "secrets as ${OPSWATCH_DEMO_...} references, their values once on stderr) "
+                             "and exit")
+    parser.add_argument("--reveal", action="store_true",
+                        help="with --print-config: write the secrets into the config instead")
     parser.add_argument("--serve", type=int, default=None, metavar="PORT",
                         help="also serve the read-only wall console to browsers on 127.0.0.1:PORT "
                              f"(token from ${TOKEN_ENV}, else generated and printed)")
@@ -87,8 +92,15 @@ def _demo(args: argparse.Namespace) -> int:
         )
     except DemoError as exc:
         raise UsageError(str(exc)) from exc
+    if args.reveal and not args.print_config:
+        raise UsageError("--reveal goes with --print-config")
     if args.print_config:
-        print(env.print_config(), end="")
+        text, secrets = env.printable_config(reveal=args.reveal)
+        for name, value in secrets.items():
+            print(f"export {name}={shlex.quote(value)}", file=sys.stderr)
+        if not env.ports_known:
+            _progress(f"no demo runs in {env.data_dir}: ports are placeholders (start `opswatch demo` first)")
+        print(text, end="")
         return 0
     return run_async(_run(env, args, duration, metrics))
 

@@ -10,6 +10,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Static
 
+from core.db import display_dsn
 from tui.keymap import bind
 from tui.render import plain
 from tui.widgets.fast_table import FastTable
@@ -45,6 +46,7 @@ class HelpScreen(ModalScreen[None]):
                 plain(f"Keys: {self._title}  (Esc to close; remap with ui.keymap: {{id: key}})"),
                 id="dialog-title",
             )
+            yield Static(plain(database_line(self.app)), id="help-database")
             yield FastTable(id="help-table", cursor_type="row", zebra_stripes=True)
 
     def on_mount(self) -> None:
@@ -56,3 +58,9 @@ class HelpScreen(ModalScreen[None]):
 
     def action_close(self) -> None:
         self.dismiss(None)
+
+
+def database_line(app: object) -> str:
+    """Which database the console watches (the demo's embedded one included), password masked."""
+    db = getattr(getattr(app, "monitor", None), "db", None)
+    return f"Database: {display_dsn(db.dsn)}" if db is not None else "Database: none"
