@@ -17,6 +17,8 @@ from core.probes import probe_all, specs_from_config
 from core.rules import applies_to, severity_for, severity_rank
 from core.snapshot import DbHealthView, DbStats, DlqSummary, EventSummary
 from core.sources import collect_custom_metrics, collect_db_stats, dlq_summary, event_summary
+from core.triage.doctor import SchemaReport, SchemaStatus, inspect_app_schema
+from core.triage.schema import AppTables
 from core.windows import EndpointWindow
 
 
@@ -34,6 +36,7 @@ class CheckReport:
     findings: tuple[Finding, ...]
     endpoints_checked: int
     database_up: bool | None
+    schema: SchemaReport | None = None  # the app tables vs the configured names (None: not read)
 
     @property
     def status(self) -> str:
@@ -44,6 +47,14 @@ class CheckReport:
     def exit_code(self) -> int:
         """Nagios convention: 0 ok, 1 warning, 2 critical."""
         return {"ok": 0, "warning": 1, "critical": 2}[self.status]
+
+
+def schema_findings(report: SchemaReport) -> list[Finding]:
+    """An unusable app schema is one finding naming the config key (its reads are skipped, so the
+    check cannot judge the DLQ/event rules); a degraded one is not a finding."""
+    if report.status is not SchemaStatus.UNUSABLE:
+        return []
+    return [Finding("app-schema", "", "critical", None, report.summary())]
 
 
 async def run_check(config: Config, db: Database | None) -> CheckReport:
@@ -67,6 +78,7 @@ async def run_check(config: Config, db: Database | None) -> CheckReport:
                 )
             )
     db_view = None
+    schema: SchemaReport | None = None
     if db is not None:
         health = await db.health()
         db_view = DbHealthView(health.up, health.rtt_ms, health.error, health.down_since, health.checked_at)
@@ -78,9 +90,12 @@ async def run_check(config: Config, db: Database | None) -> CheckReport:
         dlq: DlqSummary | None = None
         custom: dict[str, float | None] = {}
         if health.up:
+            schema = await inspect_app_schema(db, config)
+            findings.extend(schema_findings(schema))
+            tables = schema.apply(AppTables.from_config(config))
             stats = await collect_db_stats(db, config)
-            events = await event_summary(db, config)
-            dlq = await dlq_summary(db, config)
+            events = None if schema.blocking("event") else await event_summary(db, config, tables)
+            dlq = None if schema.blocking("dlq") else await dlq_summary(db, config, tables)
             custom = dict(await collect_custom_metrics(db, config))
         metrics.extend(
             global_metrics(
@@ -103,4 +118,4 @@ async def run_check(config: Config, db: Database | None) -> CheckReport:
                         f"{rule.description or rule.name}{where}: {metric.value:g}",
                     )
                 )
-    return CheckReport(tuple(findings), len(specs), None if db_view is None else db_view.up)
+    return CheckReport(tuple(findings), len(specs), None if db_view is None else db_view.up, schema)

@@ -89,6 +89,7 @@ class DbHealthView:
 class CountBy:
     key: str
     count: int
+    id: int | None = None  # the row id behind ``key`` (channel or business), when there is one
 
 
 @dataclass(frozen=True)
