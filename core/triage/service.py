@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 import asyncpg
@@ -20,6 +21,7 @@ from core.snapshot import CountBy, DlqSummary, EventSummary
 from core.triage.actions import ActionContext, transition_for
 from core.triage.bulk import ProgressCallback, act_on_filter, act_on_ids, narrow_status
 from core.triage.doctor import SchemaReport, inspect_app_schema, unusable_error
+from core.triage.flows import FlowTotals
 from core.triage.models import (
     ActionResult,
     BulkPreview,
@@ -170,6 +172,7 @@ class TriageService:
         self.read_only = read_only
         self.tables = AppTables.from_config(config)
         self._schema: SchemaReport | None = None
+        self.flows = FlowTotals()
         self._http_client = http_client
         self._owns_client = False
         self._sql_redrive = SqlRedrive(self.tables)
@@ -314,12 +317,23 @@ class TriageService:
         return "" if value is None else str(value)
 
     async def dlq_summary(self) -> DlqSummary:
+        """The backlog, with running totals since this service's first summary (``flows``)."""
         await self._usable("dlq")
-        return await sources.dlq_summary(self.db, self.config, self.tables)
+        summary = await sources.dlq_summary(self.db, self.config, self.tables)
+        async with self.db.acquire() as conn:
+            await self.flows.update_dlq(conn, self.tables)
+        return replace(
+            summary, created_total=self.flows.dlq_created, left_pending_total=self.flows.dlq_left_pending
+        )
 
     async def event_summary(self) -> EventSummary:
         await self._usable("event")
-        return await sources.event_summary(self.db, self.config, self.tables)
+        summary = await sources.event_summary(self.db, self.config, self.tables)
+        async with self.db.acquire() as conn:
+            await self.flows.update_events(conn, self.tables)
+        return replace(
+            summary, created_total=self.flows.events_created, created_by_event=self.flows.by_event()
+        )
 
     async def audit(
         self, limit: int = 100, before_id: int | None = None, target_kind: str | None = None

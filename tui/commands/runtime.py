@@ -101,7 +101,7 @@ async def start_exporter(monitor: Monitor, address: tuple[str, int] | None) -> M
     if address is None:
         return None
     host, port = address
-    exporter = MetricsExporter()
+    exporter = MetricsExporter(custom_metrics=monitor.config.metrics)
     exporter.attach(monitor)
     try:
         await exporter.start(host, port)
