@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
 from pathlib import Path
 
 import asyncpg
@@ -22,6 +24,7 @@ from core.triage.doctor import AppSchemaError, SchemaStatus, inspect_app_schema
 from tests.test_triage_support import add_dlq, add_events, seed_base
 from tui.cli import main
 
+ROOT = Path(__file__).resolve().parent.parent
 MISSING_NAME = (
     'database.columns.social_channels.name: column "name" not found in public.social_channels '
     "(has: id, business_id, kind)"
@@ -209,3 +212,19 @@ async def _in_thread(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[in
     code = await asyncio.to_thread(main, list(argv))
     out, err = capsys.readouterr()
     return code, out, err
+
+
+async def test_the_agent_logs_each_schema_problem_at_start(
+    tmp_path: Path, fresh_db_dsn: str, variant: dict[str, int]
+) -> None:
+    cfg = _cfg_file(tmp_path, fresh_db_dsn, f"logging:\n  directory: {tmp_path}\n")
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tui.cli", "run", "--headless", "--config", cfg, "--duration", "1s",
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, cwd=ROOT,
+        env={**os.environ, "LOG_LEVEL": "WARNING"},
+    )  # fmt: skip
+    _, err = await asyncio.wait_for(proc.communicate(), 30)
+    text = err.decode()
+    assert proc.returncode == 0, text[-2000:]
+    assert MISSING_NAME.replace('"', '\\"') in text or MISSING_NAME in text
+    assert "database.columns.social_channels.platform" in text and "Traceback" not in text

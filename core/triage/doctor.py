@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 
 import asyncpg
+from loguru import logger
 
 from core.config import Config
 from core.db import Database
@@ -202,3 +203,14 @@ def unusable_error(report: SchemaReport, kind: str) -> AppSchemaError | None:
         return None
     more = f" (+{len(blocking) - 1} more; run 'opswatch db doctor')" if len(blocking) > 1 else ""
     return AppSchemaError(f"app schema unusable: {blocking[0].message}{more}")
+
+
+def log_report(report: SchemaReport) -> None:
+    """At start-up: every problem once, as a warning (optional) or an error (required)."""
+    if report.ok:
+        logger.info("app schema ok ({} tables)", report.tables_checked)
+        return
+    for problem in report.problems:
+        level = "ERROR" if problem.required else "WARNING"
+        impact = f" ({problem.impact})" if problem.impact and not problem.required else ""
+        logger.bind(config_key=problem.key).log(level, "app schema: {}{}", problem.message, impact)

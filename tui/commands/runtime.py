@@ -12,12 +12,13 @@ from pathlib import Path
 from loguru import logger
 
 from core.config import Config, is_secret_header
-from core.db import Database, PoolSettings
+from core.db import Database, DatabaseUnavailable, PoolSettings
 from core.exporter import MetricsExporter
 from core.logging import LogBuffer, resolve_level, setup_logging
 from core.monitor import Monitor
 from core.redact import register_secret
 from core.telemetry import init_sentry
+from core.triage.doctor import log_report
 from tui.commands.common import UsageError, package_version
 
 
@@ -112,6 +113,15 @@ async def start_exporter(monitor: Monitor, address: tuple[str, int] | None) -> M
     return exporter
 
 
+async def report_app_schema(monitor: Monitor) -> None:
+    """Log, once at start-up, where the app's tables differ from the configured names."""
+    try:
+        report = await monitor.triage.schema_report()
+    except DatabaseUnavailable:
+        return  # the first summary once the database is back introspects (and degrades) anyway
+    log_report(report)
+
+
 @contextlib.asynccontextmanager
 async def monitored(
     config: Config,
@@ -157,6 +167,7 @@ async def run_until_stopped(
     ) as monitor:
         logger.bind(endpoints=len(config.endpoints)).info("opswatch agent starting")
         await monitor.start()
+        await report_app_schema(monitor)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=duration)
     logger.info("opswatch agent stopped")
