@@ -20,7 +20,8 @@ from core.check import run_check
 from core.config import Config, loads_config
 from core.db import Database, PoolSettings
 from core.triage import DlqFilter, TriageService
-from core.triage.doctor import AppSchemaError, SchemaStatus, inspect_app_schema
+from core.triage.doctor import AppSchemaError, SchemaStatus, diagnose, inspect_app_schema
+from core.triage.schema import AppTables
 from tests.test_triage_support import add_dlq, add_events, seed_base
 from tui.cli import main
 
@@ -228,3 +229,28 @@ async def test_the_agent_logs_each_schema_problem_at_start(
     assert proc.returncode == 0, text[-2000:]
     assert MISSING_NAME.replace('"', '\\"') in text or MISSING_NAME in text
     assert "database.columns.social_channels.platform" in text and "Traceback" not in text
+
+
+def test_diagnose_without_a_database() -> None:
+    """The pure comparison: an optional table without its id is not joined at all."""
+    tables = AppTables.from_config(loads_config("{}"))
+    seed = {
+        ("public", t.name): list(t.columns.values())
+        for t in (tables.dlq, tables.events, tables.businesses, tables.channels, tables.messages)
+    }
+    assert diagnose(tables, seed).status is SchemaStatus.OK
+    no_id = {**seed, ("public", "social_channels"): ["channel_id", "business_id", "name", "platform"]}
+    report = diagnose(tables, no_id)
+    assert report.status is SchemaStatus.DEGRADED
+    assert [p.message for p in report.problems] == [
+        'database.columns.social_channels.id: column "id" not found in public.social_channels '
+        "(has: channel_id, business_id, name, platform)"
+    ]
+    degraded = report.apply(tables)
+    assert not degraded.channels.has("name") and degraded.dlq.has("status")
+    events = [c for c in seed["public", "event_failures"] if c != "status"]
+    no_status = {**seed, ("public", "event_failures"): events}
+    report = diagnose(tables, no_status)
+    assert report.status is SchemaStatus.UNUSABLE
+    assert [p.key for p in report.blocking("event")] == ["database.columns.event_failures.status"]
+    assert report.blocking("dlq") == ()

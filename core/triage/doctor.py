@@ -171,8 +171,11 @@ def diagnose(tables: AppTables, columns: dict[tuple[str, str], list[str]]) -> Sc
             continue
         found = list(_column_problems(table, have, optional_table))
         problems.extend(found)
-        if found:
-            missing[table.logical] = frozenset(p.column for p in found if p.column is not None)
+        gone = {p.column for p in found if p.column is not None}
+        if optional_table and "id" in gone:  # nothing to join on: as good as no table
+            gone = set(LOGICAL_COLUMNS[table.logical])
+        if gone:
+            missing[table.logical] = frozenset(gone)
     return SchemaReport(tuple(problems), 5, missing)
 
 
