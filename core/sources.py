@@ -77,7 +77,7 @@ async def _names(
         c = tables.channels
         if not c.has("name"):  # the app's table has no name column (schema doctor): shown as #id
             return {}
-        platform = f"{c.c('platform')}" if c.has("platform") else "NULL::text"
+        platform = c.c("platform") if c.has("platform") else "NULL::text"
         rows = await conn.fetch(
             f"SELECT {c.c('id')} AS id, {c.c('name')} AS name, {platform} AS platform "
             f"FROM {c.q} WHERE {c.c('id')} = ANY($1::bigint[])",

@@ -151,7 +151,7 @@ def diagnose(tables: AppTables, columns: dict[tuple[str, str], list[str]]) -> Sc
     """The report for ``tables`` given the real ``(schema, table) -> columns`` (in table order)."""
     problems: list[SchemaProblem] = []
     missing: dict[str, frozenset[str]] = {}
-    for table in (tables.dlq, tables.events, tables.businesses, tables.channels, tables.messages):
+    for table in tables.every():
         have = columns.get((table.schema, table.name))
         optional_table = table.logical in OPTIONAL_TABLES
         if have is None:
@@ -176,7 +176,7 @@ def diagnose(tables: AppTables, columns: dict[tuple[str, str], list[str]]) -> Sc
             gone = set(LOGICAL_COLUMNS[table.logical])
         if gone:
             missing[table.logical] = frozenset(gone)
-    return SchemaReport(tuple(problems), 5, missing)
+    return SchemaReport(tuple(problems), len(tables.every()), missing)
 
 
 INTROSPECT_SQL = """
@@ -187,7 +187,7 @@ INTROSPECT_SQL = """
 
 
 async def read_columns(conn: asyncpg.Connection, tables: AppTables) -> dict[tuple[str, str], list[str]]:
-    every = (tables.dlq, tables.events, tables.businesses, tables.channels, tables.messages)
+    every = tables.every()
     rows = await conn.fetch(INTROSPECT_SQL, [t.schema for t in every], [t.name for t in every])
     return {(r["table_schema"], r["table_name"]): list(r["columns"]) for r in rows}
 

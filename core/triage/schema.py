@@ -92,6 +92,9 @@ class AppTables:
             messages=table("social_messages"),
         )
 
+    def every(self) -> tuple[Table, ...]:
+        return (self.dlq, self.events, self.businesses, self.channels, self.messages)
+
     def without(self, missing: Mapping[str, frozenset[str]]) -> AppTables:
         """These tables with ``missing`` (logical table -> logical columns) marked absent."""
 
