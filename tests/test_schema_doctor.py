@@ -178,14 +178,18 @@ async def test_required_columns_missing_are_unusable_and_named(
     db = Database(fresh_db_dsn, PoolSettings(min_size=1, max_size=2))
     try:
         config = _config(fresh_db_dsn)
+        svc = TriageService(db, config, actor="ops")
         with pytest.raises(AppSchemaError, match=r"database\.columns\.dead_letter_messages\.status"):
-            await TriageService(db, config, actor="ops").dlq_summary()
+            await svc.dlq_summary()
         report = await run_check(config, db)
         assert report.schema is not None and report.schema.status is SchemaStatus.UNUSABLE
         [finding] = [f for f in report.findings if f.rule == "app-schema"]
         assert finding.message.startswith(f"app schema unusable: {key}")
         assert report.status == "critical"
         assert (await inspect_app_schema(db, config)).blocking("event") == ()
+        await db.execute("ALTER TABLE dead_letter_messages RENAME COLUMN state TO status")
+        assert (await svc.dlq_summary()).pending == 0  # fixed: the same service works, no restart
+        assert (await svc.schema_report()).ok
     finally:
         await db.close()
 

@@ -20,7 +20,7 @@ from core.safe_text import NOT_JSON_MARKER, display_text, first_line, pretty_jso
 from core.snapshot import CountBy, DlqSummary, EventSummary
 from core.triage.actions import ActionContext, transition_for
 from core.triage.bulk import ProgressCallback, act_on_filter, act_on_ids, narrow_status
-from core.triage.doctor import SchemaReport, inspect_app_schema, unusable_error
+from core.triage.doctor import SchemaReport, SchemaStatus, inspect_app_schema, unusable_error
 from core.triage.flows import FlowTotals
 from core.triage.models import (
     ActionResult,
@@ -191,9 +191,10 @@ class TriageService:
     # -- the app's real schema ----------------------------------------------------------------
 
     async def schema_report(self, *, refresh: bool = False) -> SchemaReport:
-        """The app tables compared with the configured names (introspected once, then cached);
+        """The app tables compared with the configured names (introspected once, then cached;
+        an unusable result is looked at again next time, so a fixed schema needs no restart);
         reads leave out the optional columns it finds missing."""
-        if self._schema is None or refresh:
+        if self._schema is None or refresh or self._schema.status is SchemaStatus.UNUSABLE:
             self._schema = await inspect_app_schema(self.db, self.config)
             self.tables = self._schema.apply(AppTables.from_config(self.config))
             self._sql_redrive = SqlRedrive(self.tables)
