@@ -24,6 +24,8 @@ from core.probes import probe_all, specs_from_config
 from core.rules import applies_to, format_value, metric_unit, severity_for, severity_rank
 from core.snapshot import DbHealthView, DbStats, DlqSummary, EventSummary
 from core.sources import collect_custom_metrics, collect_db_stats, dlq_summary, event_summary
+from core.triage.doctor import SchemaReport, SchemaStatus, inspect_app_schema
+from core.triage.schema import AppTables
 from core.windows import EndpointWindow
 
 PROBE_CHECK = "endpoint-probe"
@@ -72,6 +74,7 @@ class CheckReport:
     not_judged: tuple[NotJudged, ...] = ()  # the check cannot judge these: UNKNOWN
     rules_judged: int = 0
     no_data: tuple[NotJudged, ...] = ()  # optional metric without a value (shown, not UNKNOWN)
+    schema: SchemaReport | None = None  # the app tables vs the configured names (None: not read)
 
     @property
     def state(self) -> int:
@@ -189,6 +192,7 @@ class _Reading:
     failing: set[str] = field(default_factory=set)
     db_view: DbHealthView | None = None
     db_problem: str | None = None  # why database metrics are missing
+    schema: SchemaReport | None = None
 
 
 async def _read_endpoints(
@@ -225,10 +229,18 @@ async def _read_database(config: Config, db: Database, reading: _Reading) -> Non
         reading.db_problem = f"database unavailable: {health.error or 'unknown error'}"
     else:
         try:
+            schema = reading.schema = await inspect_app_schema(db, config)
+            tables = schema.apply(AppTables.from_config(config))
             stats = await collect_db_stats(db, config)
-            events = await event_summary(db, config)
-            dlq = await dlq_summary(db, config)
+            events = None if schema.blocking("event") else await event_summary(db, config, tables)
+            dlq = None if schema.blocking("dlq") else await dlq_summary(db, config, tables)
             custom = dict(await collect_custom_metrics(db, config))
+            if schema.status is SchemaStatus.UNUSABLE:
+                # the DLQ/event rules cannot be judged: UNKNOWN unless something else is worse
+                reading.db_problem = (
+                    f"cannot read the app's tables in {db.where}: {schema.summary()} "
+                    f"(see database.app_schema, database.tables and database.columns)"
+                )
         except DatabaseUnavailable as exc:
             reading.db_problem = f"database unavailable: {exc.reason}"
         except asyncpg.PostgresError as exc:
@@ -313,6 +325,7 @@ async def run_check(
         tuple(not_judged),
         len(judged),
         tuple(no_data),
+        reading.schema,
     )
 
 

@@ -11,20 +11,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Protocol
 
 from aiohttp import web
 from loguru import logger
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.process_collector import ProcessCollector
 
+from core.config import MetricConfig
 from core.probes import ProbeSample
-from core.snapshot import EndpointState, Snapshot
+from core.safe_text import display_text
+from core.snapshot import DlqSummary, EndpointState, Snapshot
+from core.triage.flows import MAX_EVENT_NAMES
 
 __all__ = [
     "LATENCY_BUCKETS_S",
@@ -37,6 +41,8 @@ __all__ = [
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
 LOOP_LAG_BUCKETS_S = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 _LOOP_LAG_EVERY_S = 0.5
+ALERT_STATES = ("pending", "firing", "flapping", "resolved")
+FIRING_STATES = ("firing", "flapping")
 
 Clock = Callable[[], datetime]
 
@@ -66,9 +72,15 @@ def _family(name: str, doc: str, *labels: str) -> GaugeMetricFamily:
 class SnapshotCollector:
     """Gauges computed from the latest snapshot at scrape time (no state between scrapes)."""
 
-    def __init__(self, latest: Callable[[], Snapshot | None], clock: Clock = _utcnow) -> None:
+    def __init__(
+        self,
+        latest: Callable[[], Snapshot | None],
+        clock: Clock = _utcnow,
+        custom: Sequence[MetricConfig] = (),
+    ) -> None:
         self._latest = latest
         self._clock = clock
+        self._custom_configs = {m.name: m for m in custom}
 
     def collect(self) -> Iterator[Metric]:
         snapshot = self._latest()
@@ -99,8 +111,8 @@ class SnapshotCollector:
         up = _family("opswatch_endpoint_up", "1 if the last probe succeeded, 0 if it failed", ep, "service")
         status = _family("opswatch_endpoint_last_status_code", "HTTP status of the last probe", ep)
         last = _family("opswatch_endpoint_last_latency_seconds", "Latency of the last probe", ep)
-        quantiles = _family("opswatch_endpoint_window_latency_seconds",
-                            "Latency quantiles over the rolling window", ep, "quantile")  # fmt: skip
+        quantiles = Metric("opswatch_endpoint_window_latency_seconds",
+                           "Latency quantiles over the rolling window", "summary")  # fmt: skip
         error_ratio = _family("opswatch_endpoint_error_ratio",
                               "Failed probes / all probes over the rolling window (0..1)", ep)  # fmt: skip
         samples = _family("opswatch_endpoint_window_samples", "Probes counted in the rolling window", ep)
@@ -118,8 +130,8 @@ class SnapshotCollector:
             if e.last_latency_ms is not None:
                 last.add_metric([name], e.last_latency_ms / 1000.0)
             for q, value in (("0.5", e.p50_ms), ("0.95", e.p95_ms), ("0.99", e.p99_ms)):
-                if value is not None:
-                    quantiles.add_metric([name, q], value / 1000.0)
+                if value is not None:  # quantiles only: a rolling window has no monotonic _count/_sum
+                    quantiles.add_sample(quantiles.name, {ep: name, "quantile": q}, value / 1000.0)
             if e.error_rate is not None:
                 error_ratio.add_metric([name], e.error_rate)
             samples.add_metric([name], float(e.samples_in_window))
@@ -133,21 +145,30 @@ class SnapshotCollector:
         yield from (up, status, last, quantiles, error_ratio, samples, uptime, down_since, checked)
 
     def _alerts(self, s: Snapshot) -> Iterator[Metric]:
-        state = _family("opswatch_alert_state", "1 for every alert opswatch tracks",
-                        "rule", "scope", "severity", "state")  # fmt: skip
+        labels = ("rule", "scope", "severity")
+        state = _family("opswatch_alert_state",
+                        "One series per alert and state: 1 for the alert's current state, else 0", *labels,
+                        "state")  # fmt: skip
+        active = _family("opswatch_alert_firing",
+                         "1 while the alert fires (firing or flapping, silenced or not), 0 once resolved",
+                         *labels)  # fmt: skip
         acknowledged = _family("opswatch_alert_acknowledged", "1 if acknowledged", "rule", "scope")
         silenced = _family("opswatch_alert_silenced", "1 if silenced", "rule", "scope")
         firing: dict[str, int] = {"info": 0, "warning": 0, "critical": 0}
         for a in s.alerts:
-            state.add_metric([a.rule, a.scope, str(a.severity), a.state], 1.0)
+            key = [a.rule, a.scope, str(a.severity)]
+            states = ALERT_STATES if a.state in ALERT_STATES else (*ALERT_STATES, a.state)
+            for name in states:
+                state.add_metric([*key, name], 1.0 if name == a.state else 0.0)
+            active.add_metric(key, 1.0 if a.state in FIRING_STATES else 0.0)
             acknowledged.add_metric([a.rule, a.scope], 1.0 if a.acknowledged_by else 0.0)
             silenced.add_metric([a.rule, a.scope], 1.0 if a.silenced else 0.0)
-            if a.state in ("firing", "flapping") and not a.silenced and str(a.severity) in firing:
+            if a.state in FIRING_STATES and not a.silenced and str(a.severity) in firing:
                 firing[str(a.severity)] += 1
         count = _family("opswatch_alerts_firing", "Firing or flapping unsilenced alerts", "severity")
         for severity, n in firing.items():
             count.add_metric([severity], float(n))
-        yield from (state, acknowledged, silenced, count)
+        yield from (state, active, acknowledged, silenced, count)
 
     def _database(self, s: Snapshot) -> Iterator[Metric]:
         if s.db is not None:
@@ -169,45 +190,93 @@ class SnapshotCollector:
             if dlq.oldest_pending_age_s is not None:
                 yield _gauge("opswatch_dlq_oldest_pending_age_seconds", "Oldest pending dead letter's age",
                              dlq.oldest_pending_age_s)  # fmt: skip
-            yield _gauge("opswatch_dlq_inflow_last_hour", "Dead letters created in the last hour",
-                         dlq.inflow_per_hour)  # fmt: skip
-            yield _gauge("opswatch_dlq_outflow_last_hour", "Dead letters resolved in the last hour",
-                         dlq.outflow_per_hour)  # fmt: skip
-            by_channel = _family("opswatch_dlq_pending_by_channel",
-                                 "Pending dead letters of the busiest channels", "channel")  # fmt: skip
-            for row in dlq.by_channel:
-                by_channel.add_metric([row.key], float(row.count))
-            yield by_channel
+            yield CounterMetricFamily("opswatch_dlq_inflow", "Dead letters created since opswatch started",
+                                      value=dlq.created_total)  # fmt: skip
+            yield CounterMetricFamily("opswatch_dlq_outflow",
+                                      "Dead letters that left the pending queue (retried, resolved or "
+                                      "abandoned) since opswatch started",
+                                      value=dlq.left_pending_total)  # fmt: skip
+            yield _by_channel(dlq)
         if (events := s.events) is not None:
-            failures = _family("opswatch_event_failures", "Event failures recorded in the window", "window")
-            failures.add_metric(["1h"], float(events.last_hour))
-            failures.add_metric(["24h"], float(events.last_24h))
-            yield failures
-            by_event = _family("opswatch_event_failures_last_hour_by_event",
-                               "Event failures in the last hour", "event", "status")  # fmt: skip
-            for tally in events.tallies:
-                by_event.add_metric([tally.event_name, tally.status], float(tally.last_hour))
+            yield CounterMetricFamily("opswatch_event_failures",
+                                      "Event failures recorded since opswatch started",
+                                      value=events.created_total)  # fmt: skip
+            by_event = CounterMetricFamily("opswatch_event_failures_by_event",
+                                           "Event failures recorded since opswatch started, by event name "
+                                           f"(the first {MAX_EVENT_NAMES} names seen, then \"other\")",
+                                           labels=["event"])  # fmt: skip
+            for tally in events.created_by_event:
+                by_event.add_metric([tally.key], float(tally.count))
             yield by_event
         if (outbox := s.outbox) is not None:
             depth = _family("opswatch_outbox_depth", "Notifications in the outbox by state", "state")
             depth.add_metric(["pending"], float(outbox.pending))
             depth.add_metric(["dead"], float(outbox.dead))
             yield depth
-            yield _gauge("opswatch_outbox_delivered_last_hour", "Notifications delivered in the last hour",
-                         outbox.delivered_last_hour)  # fmt: skip
+            yield CounterMetricFamily("opswatch_outbox_delivered",
+                                      "Notifications this opswatch delivered since it started",
+                                      value=outbox.delivered_total)  # fmt: skip
 
     def _custom(self, s: Snapshot) -> Iterator[Metric]:
-        custom = _family("opswatch_custom_metric", "Custom SQL metrics from the config", "metric")
+        """One gauge family per custom SQL metric, named from it, in base units where known."""
+        seen: set[str] = set()
         for name, value in s.custom_metrics:
+            family, factor = custom_family(name, self._custom_configs.get(name))
+            if family.name in seen:  # "Foo" and "foo": the first one wins
+                continue
+            seen.add(family.name)
             if value is not None:
-                custom.add_metric([name], float(value))
-        yield custom
+                family.add_metric([], value * factor)
+            yield family
+
+
+def _by_channel(dlq: DlqSummary) -> Metric:
+    """Pending by channel id for the busiest channels; the rest (and rows without a channel) as
+    ``other``, so the series are bounded and sum to ``opswatch_dlq_pending``."""
+    family = _family("opswatch_dlq_pending_by_channel",
+                     "Pending dead letters by channel id: the busiest channels, then \"other\"",
+                     "channel_id")  # fmt: skip
+    listed = 0
+    for row in dlq.by_channel:
+        if row.id is not None:
+            family.add_metric([str(row.id)], float(row.count))
+            listed += row.count
+    family.add_metric(["other"], float(max(0, dlq.pending - listed)))
+    return family
+
+
+# unit text in the config -> (Prometheus base unit, factor to it)
+_UNITS: dict[str, tuple[str, float]] = {
+    "s": ("seconds", 1.0), "sec": ("seconds", 1.0), "seconds": ("seconds", 1.0),
+    "ms": ("seconds", 0.001), "milliseconds": ("seconds", 0.001),
+    "b": ("bytes", 1.0), "bytes": ("bytes", 1.0),
+    "%": ("ratio", 0.01), "percent": ("ratio", 0.01), "ratio": ("ratio", 1.0),
+}  # fmt: skip
+
+
+def custom_family(name: str, config: MetricConfig | None) -> tuple[GaugeMetricFamily, float]:
+    """(``opswatch_custom_<name>`` family, factor to its unit): lower-cased, plus ``_seconds``,
+    ``_bytes`` or ``_ratio`` when the configured unit converts to one; help from the description."""
+    base = "opswatch_custom_" + re.sub(r"[^a-z0-9_]", "_", name.lower())
+    unit_text = config.unit.strip() if config is not None else ""
+    unit, factor = _UNITS.get(unit_text.lower(), ("", 1.0))
+    doc = (config.description.strip() if config is not None else "") or f"Custom SQL metric {name}"
+    if unit_text and not unit:
+        doc += f" (unit: {unit_text})"
+    return GaugeMetricFamily(base, display_text(doc, 300), unit=unit), factor
 
 
 class MetricsExporter:
     """``/metrics`` for one Monitor. ``attach`` before or after the monitor starts; ``start`` binds."""
 
-    def __init__(self, *, registry: CollectorRegistry | None = None, clock: Clock = _utcnow) -> None:
+    def __init__(
+        self,
+        *,
+        registry: CollectorRegistry | None = None,
+        clock: Clock = _utcnow,
+        custom_metrics: Sequence[MetricConfig] = (),
+    ) -> None:
+        """``custom_metrics``: the config's ``metrics``, for their families' help and units."""
         self.registry = registry or CollectorRegistry()
         self._clock = clock
         self._snapshot: Snapshot | None = None
@@ -233,7 +302,7 @@ class MetricsExporter:
             "opswatch_event_loop_lag_last_seconds", "The most recent event-loop lag measurement",
             registry=self.registry,
         )  # fmt: skip
-        self.registry.register(SnapshotCollector(lambda: self._snapshot, clock))
+        self.registry.register(SnapshotCollector(lambda: self._snapshot, clock, custom_metrics))
         ProcessCollector(registry=self.registry)
 
     # -- feeding -------------------------------------------------------------------------------

@@ -89,6 +89,7 @@ class DbHealthView:
 class CountBy:
     key: str
     count: int
+    id: int | None = None  # the row id behind ``key`` (channel or business), when there is one
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,8 @@ class DlqSummary:
     by_channel: tuple[CountBy, ...] = ()
     by_business: tuple[CountBy, ...] = ()
     max_id: int = 0
+    created_total: int = 0  # running totals since this process first looked (core.triage.flows)
+    left_pending_total: int = 0
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,8 @@ class EventSummary:
     tallies: tuple[EventTally, ...] = ()
     hourly: tuple[int, ...] = ()  # 24 buckets, oldest first
     max_id: int = 0
+    created_total: int = 0  # running totals since this process first looked (core.triage.flows)
+    created_by_event: tuple[CountBy, ...] = ()  # bounded: the first names seen, then "other"
 
 
 @dataclass(frozen=True)
@@ -147,6 +152,7 @@ class OutboxSummary:
     pending: int
     dead: int
     delivered_last_hour: int
+    delivered_total: int = 0  # delivered by this process since it started
 
 
 @dataclass(frozen=True)

@@ -65,7 +65,7 @@ def event_summary_sql(tables: AppTables) -> str:
 
 def _top(counts: dict[int, int], names: dict[int, str]) -> tuple[CountBy, ...]:
     ranked = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:TOP_GROUPS]
-    return tuple(CountBy(names.get(k, f"#{k}"), n) for k, n in ranked)
+    return tuple(CountBy(names.get(k, f"#{k}"), n, k) for k, n in ranked)
 
 
 async def _names(
@@ -75,12 +75,18 @@ async def _names(
         return {}
     if channels:
         c = tables.channels
+        if not c.has("name"):  # the app's table has no name column (schema doctor): shown as #id
+            return {}
+        platform = c.c("platform") if c.has("platform") else "NULL::text"
         rows = await conn.fetch(
-            f"SELECT {c.c('id')} AS id, {c.c('name')} AS name, {c.c('platform')} AS platform "
+            f"SELECT {c.c('id')} AS id, {c.c('name')} AS name, {platform} AS platform "
             f"FROM {c.q} WHERE {c.c('id')} = ANY($1::bigint[])",
             ids,
         )
-        return {r["id"]: display_text(f"{r['name']} ({r['platform']})", 80) for r in rows}
+        return {
+            r["id"]: display_text(f"{r['name']} ({r['platform']})" if r["platform"] else r["name"], 80)
+            for r in rows
+        }
     b = tables.businesses
     rows = await conn.fetch(
         f"SELECT {b.c('id')} AS id, {b.c('name')} AS name FROM {b.q} WHERE {b.c('id')} = ANY($1::bigint[])",

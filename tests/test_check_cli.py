@@ -277,7 +277,7 @@ async def test_database_without_app_tables(
         config = fleet_config(tmp_path, with_database(pg_admin_dsn, name), fleet, "health")
         line = one_unknown_line(*await run_check(capsys, "--config", config))
         assert f"cannot read the app's tables in database {name} on 127.0.0.1:" in line
-        assert "does not exist" in line and "database.tables" in line
+        assert "app schema unusable: database.tables." in line and "not found" in line
     finally:
         admin = await asyncpg.connect(pg_admin_dsn)
         try:

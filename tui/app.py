@@ -29,6 +29,7 @@ from textual.timer import Timer
 from core.db import DatabaseUnavailable
 from core.monitor import SUMMARIES_EVERY_S
 from core.snapshot import Snapshot
+from core.triage.doctor import SchemaStatus
 from tui.keymap import ActionsProvider, bind, known_ids, validate_keymap
 from tui.messages import SnapshotUpdated
 from tui.render import Palette
@@ -213,6 +214,13 @@ class OpsWatchApp(WorkerErrors, App[None]):
     async def _run_monitor(self) -> None:
         self._unsubscribe = self.monitor.subscribe(self._on_snapshot)
         await self.monitor.start()
+        try:
+            schema = await self.monitor.triage.schema_report()
+        except Exception:
+            return
+        if not schema.ok:  # the reads degrade (channels as #id) or name the config key
+            unusable = schema.status is SchemaStatus.UNUSABLE
+            self.report(schema.summary(), severity="error" if unusable else "warning", title="App schema")
 
     def _on_snapshot(self, snapshot: Snapshot) -> None:
         if self.wall:

@@ -14,6 +14,7 @@ import contextlib
 import random
 import time
 from collections.abc import Collection, Mapping
+from dataclasses import replace
 
 import httpx
 from loguru import logger
@@ -74,6 +75,7 @@ class Deliverer:
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
         self._pruned_at = -_PRUNE_EVERY_S
+        self.delivered_total = 0  # by this process, for the exporter's counter
 
     # -- loop ----------------------------------------------------------------------------------
 
@@ -157,6 +159,7 @@ class Deliverer:
         if result.ok:
             if await mark_delivered(self.db, row.id, self.instance_id, result.status):
                 log.info("notification {} ({}) delivered to {}", row.id, row.summary, row.route)
+                self.delivered_total += 1
                 return True
             log.warning("notification {} was sent but its lease had expired", row.id)
             return False
@@ -225,6 +228,7 @@ class Deliverer:
         entry.attempts += 1
         if result.ok:
             entry.sent = True
+            self.delivered_total += 1
             logger.warning("database unreachable: {} notification sent directly to {}", item.kind, item.route)
             return True
         entry.last_error = result.error or "delivery failed"
@@ -250,4 +254,4 @@ class Deliverer:
         return False
 
     async def summary(self) -> OutboxSummary:
-        return await outbox_summary(self.db)
+        return replace(await outbox_summary(self.db), delivered_total=self.delivered_total)

@@ -120,6 +120,20 @@ def where(conditions: list[str]) -> str:
     return f"WHERE {' AND '.join(conditions)}" if conditions else ""
 
 
+def channel_join(c: Table, channel_id: str, name_as: str) -> tuple[str, str]:
+    """(LEFT JOIN clause, "name, platform" select list) for the channel of ``channel_id``.
+
+    A column the app's table lacks (``Table.missing``, from the schema doctor) is selected as
+    NULL, and without either column the join is left out: the channel is then shown as ``#id``.
+    """
+    name = f"c.{c.c('name')}" if c.has("name") else "NULL::text"
+    platform = f"c.{c.c('platform')}" if c.has("platform") else "NULL::text"
+    columns = f"{name} AS {name_as}, {platform} AS platform"
+    if not (c.has("name") or c.has("platform")):
+        return "", columns
+    return f" LEFT JOIN {c.q} c ON c.{c.c('id')} = {channel_id}", columns
+
+
 # --------------------------------------------------------------------------- pages
 
 
@@ -154,9 +168,9 @@ def _rows_select(
     joins = f"LEFT JOIN {b.q} b ON b.{b.c('id')} = p.business_id"
     names = f"b.{b.c('name')} AS business_name"
     if kind == "dlq":
-        c = tables.channels
-        joins += f" LEFT JOIN {c.q} c ON c.{c.c('id')} = p.channel_id"
-        names += f", c.{c.c('name')} AS channel_name, c.{c.c('platform')} AS platform"
+        channel_joins, channel_names = channel_join(tables.channels, "p.channel_id", "channel_name")
+        joins += channel_joins
+        names += f", {channel_names}"
     return f"""
         SELECT p.*, {names}
         FROM ({inner}) p {joins}
@@ -293,11 +307,8 @@ def preview_sqls(tables: AppTables, kind: Kind, f: Filter) -> dict[str, tuple[st
         sql, args = build(
             f"t.{t.c('channel_id')} AS k, count(*) AS n", "GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 10"
         )
-        out["channels"] = (
-            f"SELECT g.k, g.n, c.{c.c('name')} AS name, c.{c.c('platform')} AS platform FROM ({sql}) g "
-            f"LEFT JOIN {c.q} c ON c.{c.c('id')} = g.k ORDER BY g.n DESC, g.k",
-            args,
-        )
+        joins, names = channel_join(c, "g.k", "name")
+        out["channels"] = (f"SELECT g.k, g.n, {names} FROM ({sql}) g{joins} ORDER BY g.n DESC, g.k", args)
     else:
         out["event_names"] = build(
             f"t.{t.c('event_name')} AS k, count(*) AS n", "GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 10"

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 
 from core.config import Config
 from core.migrate import quote_ident
@@ -44,6 +45,7 @@ class Table:
     schema: str
     name: str
     columns: dict[str, str]  # logical -> real (unquoted)
+    missing: frozenset[str] = frozenset()  # logical columns the real table lacks (schema doctor)
 
     @property
     def q(self) -> str:
@@ -60,6 +62,10 @@ class Table:
 
     def real(self, logical: str) -> str:
         return self.columns[logical]
+
+    def has(self, logical: str) -> bool:
+        """False when introspection found the column (or the whole table) missing."""
+        return logical not in self.missing
 
 
 @dataclass(frozen=True)
@@ -84,4 +90,22 @@ class AppTables:
             businesses=table("businesses"),
             channels=table("social_channels"),
             messages=table("social_messages"),
+        )
+
+    def every(self) -> tuple[Table, ...]:
+        return (self.dlq, self.events, self.businesses, self.channels, self.messages)
+
+    def without(self, missing: Mapping[str, frozenset[str]]) -> AppTables:
+        """These tables with ``missing`` (logical table -> logical columns) marked absent."""
+
+        def mark(t: Table) -> Table:
+            return replace(t, missing=missing.get(t.logical, frozenset())) if missing.get(t.logical) else t
+
+        return replace(
+            self,
+            dlq=mark(self.dlq),
+            events=mark(self.events),
+            businesses=mark(self.businesses),
+            channels=mark(self.channels),
+            messages=mark(self.messages),
         )

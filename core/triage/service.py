@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 import asyncpg
@@ -19,6 +20,8 @@ from core.safe_text import NOT_JSON_MARKER, display_text, first_line, pretty_jso
 from core.snapshot import CountBy, DlqSummary, EventSummary
 from core.triage.actions import ActionContext, transition_for
 from core.triage.bulk import ProgressCallback, act_on_filter, act_on_ids, narrow_status
+from core.triage.doctor import SchemaReport, SchemaStatus, inspect_app_schema, unusable_error
+from core.triage.flows import FlowTotals
 from core.triage.models import (
     ActionResult,
     BulkPreview,
@@ -168,6 +171,8 @@ class TriageService:
         self.actor = actor
         self.read_only = read_only
         self.tables = AppTables.from_config(config)
+        self._schema: SchemaReport | None = None
+        self.flows = FlowTotals()
         self._http_client = http_client
         self._owns_client = False
         self._sql_redrive = SqlRedrive(self.tables)
@@ -183,12 +188,31 @@ class TriageService:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
+    # -- the app's real schema ----------------------------------------------------------------
+
+    async def schema_report(self, *, refresh: bool = False) -> SchemaReport:
+        """The app tables compared with the configured names (introspected once, then cached;
+        an unusable result is looked at again next time, so a fixed schema needs no restart);
+        reads leave out the optional columns it finds missing."""
+        if self._schema is None or refresh or self._schema.status is SchemaStatus.UNUSABLE:
+            self._schema = await inspect_app_schema(self.db, self.config)
+            self.tables = self._schema.apply(AppTables.from_config(self.config))
+            self._sql_redrive = SqlRedrive(self.tables)
+        return self._schema
+
+    async def _usable(self, kind: Kind) -> None:
+        """Raise AppSchemaError naming the config key when reads of ``kind`` cannot work."""
+        error = unusable_error(await self.schema_report(), kind)
+        if error is not None:
+            raise error
+
     # -- reads ---------------------------------------------------------------------------------
 
     async def _page(
         self, kind: Kind, f: DlqFilter | EventFilter, sort: Sort, cursor: Cursor | None, limit: int
     ) -> tuple[list[asyncpg.Record], int, Cursor | None, Cursor | None]:
         f.validate()
+        await self._usable(kind)
         sort = Sort(sort)
         if not 1 <= limit <= MAX_PAGE:
             raise ValueError(f"limit must be between 1 and {MAX_PAGE}")
@@ -235,6 +259,7 @@ class TriageService:
         return Page(tuple(event_row(r) for r in rows), total, nxt, prev)
 
     async def _detail(self, kind: Kind, row_id: int) -> tuple[asyncpg.Record, asyncpg.Record] | None:
+        await self._usable(kind)
         async with self.db.acquire() as conn:
             rows = await conn.fetch(rows_by_id_sql(self.tables, kind), [row_id])
             if not rows:
@@ -293,10 +318,23 @@ class TriageService:
         return "" if value is None else str(value)
 
     async def dlq_summary(self) -> DlqSummary:
-        return await sources.dlq_summary(self.db, self.config, self.tables)
+        """The backlog, with running totals since this service's first summary (``flows``)."""
+        await self._usable("dlq")
+        summary = await sources.dlq_summary(self.db, self.config, self.tables)
+        async with self.db.acquire() as conn:
+            await self.flows.update_dlq(conn, self.tables)
+        return replace(
+            summary, created_total=self.flows.dlq_created, left_pending_total=self.flows.dlq_left_pending
+        )
 
     async def event_summary(self) -> EventSummary:
-        return await sources.event_summary(self.db, self.config, self.tables)
+        await self._usable("event")
+        summary = await sources.event_summary(self.db, self.config, self.tables)
+        async with self.db.acquire() as conn:
+            await self.flows.update_events(conn, self.tables)
+        return replace(
+            summary, created_total=self.flows.events_created, created_by_event=self.flows.by_event()
+        )
 
     async def audit(
         self, limit: int = 100, before_id: int | None = None, target_kind: str | None = None
@@ -316,6 +354,7 @@ class TriageService:
 
     async def _preview(self, kind: Kind, f: DlqFilter | EventFilter, action: str | None) -> BulkPreview:
         f.validate()
+        await self._usable(kind)
         if action is not None:
             f = narrow_status(f, transition_for(kind, action))
         queries = preview_sqls(self.tables, kind, f)
@@ -339,7 +378,10 @@ class TriageService:
             channels=groups(
                 "channels",
                 lambda r: display_text(
-                    f"{r['name'] if r['name'] is not None else '?'} ({r['platform'] or '?'}, #{r['k']})", 120
+                    f"{r['name'] if r['name'] is not None else '?'} ({r['platform'] or '?'}, #{r['k']})"
+                    if r["name"] is not None or r["platform"] is not None
+                    else f"#{r['k']}",
+                    120,
                 ),
             ),
             event_names=groups("event_names", lambda r: display_text(r["k"], 100)),

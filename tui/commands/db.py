@@ -1,4 +1,4 @@
-"""opswatch db migrate | init-app-schema"""
+"""opswatch db migrate | init-app-schema | doctor"""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import asyncpg
 
 from core.db import describe_error
 from core.migrate import init_app_schema, migrate
+from core.triage.doctor import diagnose, read_columns
+from core.triage.schema import AppTables
 from tui.commands.common import UsageError, load_config_for, require_dsn, run_async, subparser
 from tui.commands.db_advise import add_db_actions
 
@@ -31,6 +33,16 @@ def register(subparsers: Any) -> None:
         "test databases; a production backend owns its own schema.",
     )
     app.set_defaults(handler=_init_app)
+    doctor = sub.add_parser(
+        "doctor",
+        help="check the app's tables against the configured names; exit 0 ok, 1 degraded, 2 unusable",
+        description="Read information_schema.columns for the app's tables (database.app_schema, "
+        "database.tables) and report every missing table or column with the config key that maps "
+        "it (database.tables.* or database.columns.<table>.<column>). Exit code: 0 all good, "
+        "1 degraded but usable (optional columns missing, e.g. a channel name: shown as #id), "
+        "2 unusable (required columns or tables missing), or on a usage or connection error.",
+    )
+    doctor.set_defaults(handler=_doctor)
     add_db_actions(sub)
 
 
@@ -69,5 +81,27 @@ def _init_app(args: argparse.Namespace) -> int:
             await conn.close()
         print("app schema ready")
         return 0
+
+    return run_async(go())
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    config = load_config_for(args)
+    dsn = require_dsn(config)
+
+    async def go() -> int:
+        tables = AppTables.from_config(config)
+        conn = await _connect(dsn)
+        try:
+            report = diagnose(tables, await read_columns(conn, tables))
+        finally:
+            await conn.close()
+        for problem in report.problems:
+            if problem.required:
+                print(f"unusable  {problem.message}")
+            else:
+                print(f"degraded  {problem.message}" + (f" ({problem.impact})" if problem.impact else ""))
+        print(report.summary())
+        return int(report.status)
 
     return run_async(go())

@@ -476,7 +476,7 @@ def _show(args: argparse.Namespace) -> int:
         print(f"dead letter {r.id}  status {r.status}  retries {r.retry_count}  message {r.message_id}")
         print(
             f"business {r.business_name} (#{r.business_id})  channel {r.channel_name} "
-            f"({r.platform}, #{r.channel_id})"
+            f"({r.platform + ', ' if r.platform else ''}#{r.channel_id})"
         )
         print(
             f"created {r.created_at.isoformat(timespec='seconds')} ({age(r.created_at)} ago)"

@@ -12,12 +12,13 @@ from pathlib import Path
 from loguru import logger
 
 from core.config import Config, secret_values
-from core.db import Database, PoolSettings
+from core.db import Database, DatabaseUnavailable, PoolSettings
 from core.exporter import MetricsExporter
 from core.logging import LogBuffer, resolve_level, setup_logging
 from core.monitor import Monitor
 from core.redact import register_secret
 from core.telemetry import init_sentry
+from core.triage.doctor import log_report
 from tui.commands.common import UsageError, package_version
 
 
@@ -81,7 +82,7 @@ async def start_exporter(monitor: Monitor, address: tuple[str, int] | None) -> M
     if address is None:
         return None
     host, port = address
-    exporter = MetricsExporter()
+    exporter = MetricsExporter(custom_metrics=monitor.config.metrics)
     exporter.attach(monitor)
     try:
         await exporter.start(host, port)
@@ -90,6 +91,15 @@ async def start_exporter(monitor: Monitor, address: tuple[str, int] | None) -> M
         raise UsageError(f"cannot serve metrics on {host}:{port}: {exc.strerror or exc}") from None
     logger.info("Prometheus metrics on http://{}:{}/metrics", host, exporter.port)
     return exporter
+
+
+async def report_app_schema(monitor: Monitor) -> None:
+    """Log, once at start-up, where the app's tables differ from the configured names."""
+    try:
+        report = await monitor.triage.schema_report()
+    except DatabaseUnavailable:
+        return  # the first summary once the database is back introspects (and degrades) anyway
+    log_report(report)
 
 
 @contextlib.asynccontextmanager
@@ -137,6 +147,7 @@ async def run_until_stopped(
     ) as monitor:
         logger.bind(endpoints=len(config.endpoints)).info("opswatch agent starting")
         await monitor.start()
+        await report_app_schema(monitor)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=duration)
     logger.info("opswatch agent stopped")
