@@ -158,6 +158,9 @@ class EventsScreen(TriageScreen):
         text.append_text(safe(row.error_first_line, 80))
         return text
 
+    def row_label(self, row: EventRow) -> str:
+        return f"{row.event_name}: {row.error_first_line}"
+
     def show_detail(self, detail: EventDetail) -> None:
         row = detail.row
         header = plain(f"#{row.id}  ", "bold")

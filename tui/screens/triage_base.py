@@ -20,7 +20,7 @@ from textual.containers import Horizontal, Vertical
 from textual.notifications import SeverityLevel
 from textual.widgets import DataTable, Input, Static
 
-from core.safe_text import pretty_json
+from core.safe_text import display_text, pretty_json
 from core.snapshot import Snapshot
 from core.triage.models import ActionResult, BulkPreview, BulkProgress, Cursor, Page, Sort
 from tui.keymap import bind
@@ -87,9 +87,9 @@ def preview_lines(preview: BulkPreview, noun: str) -> list[Text]:
     return lines
 
 
-
 def _full_view_body(error: str, payload: str) -> str:
     return full_view_text(f"Error\n{error}\n\nPayload\n{pretty_json(payload, FULL_VIEW_LIMIT)}")
+
 
 class TriageScreen(OpsScreen):
     """Subclasses set the kind-specific hooks below."""
@@ -109,6 +109,8 @@ class TriageScreen(OpsScreen):
         self.selected: set[int] = set()
         self.all_matching = False
         self.detail: Any = None
+        self._detail_id: int | None = None
+        """The row whose detail is shown or being loaded; None forces a reload on the next render."""
         self._summary_key: object = None
         self.page_loads = 0
 
@@ -246,8 +248,9 @@ class TriageScreen(OpsScreen):
             self._show_summary()
         if not rows:
             self.detail = None
+            self._detail_id = None
             self.query_one(PayloadView).clear_detail(f"no {self.NOUN} match this filter")
-        elif not keep_cursor:
+        elif not keep_cursor or self.current_id() != self._detail_id:
             self._request_detail()
 
     def _cells(self, row: Row) -> list[Text]:
@@ -289,6 +292,7 @@ class TriageScreen(OpsScreen):
 
     def _request_detail(self) -> None:
         row_id = self.current_id()
+        self._detail_id = row_id
         if row_id is not None:
             self.load_detail(row_id)
 
@@ -346,6 +350,7 @@ class TriageScreen(OpsScreen):
         self.load_page(None)
 
     def action_clear_filter(self) -> None:
+        self.query_one(FilterBar).set_text("")
         self.set_filter(self.default_filter())
 
     def action_filter_business(self) -> None:
@@ -432,9 +437,10 @@ class TriageScreen(OpsScreen):
                 )
             )
             if reason is None:
+                self.ops.report(f"{action.capitalize()} #{row.id}: cancelled, nothing changed")
                 return
         result = await self.action_call(action, [row.id], reason)
-        await self._after(result)
+        await self._after(result, {row.id: row})
 
     def describe_row(self, row: Row) -> Text:
         return plain(f"#{row.id}")
@@ -446,13 +452,15 @@ class TriageScreen(OpsScreen):
     async def _run_bulk(self, action: str, reason_needed: bool) -> None:
         ids = sorted(self.selected)
         by_filter = self.all_matching or not ids
+        on_page = {r.id: r for r in self.page.rows} if self.page else {}
         if by_filter:
             preview = await self.fetch_preview(action)
             count = preview.count
             lines = preview_lines(preview, self.NOUN)
         else:
             count = len(ids)
-            lines = [plain(f"{count:,} selected {self.NOUN} (ids {_id_list(ids)})")]
+            lines = [plain(f"{count:,} selected {self.NOUN}: {_id_list(ids)}")]
+            lines += [self.describe_row(on_page[i]) for i in ids[:SHOWN_ROWS] if i in on_page]
         if count == 0:
             self.ops.report(f"{action}: nothing matches", severity="warning")
             return
@@ -467,6 +475,7 @@ class TriageScreen(OpsScreen):
                 )
             )
             if reason is None:
+                self.ops.report(f"{action.capitalize()} {count:,} {self.NOUN}: cancelled, nothing changed")
                 return
         typed = count if count > self.ops.confirm_typed_over else None
         scope = "matching the filter" if by_filter else "selected"
@@ -479,15 +488,14 @@ class TriageScreen(OpsScreen):
             )
         )
         if not confirmed:
-            self.ops.report(f"{action}: cancelled, nothing changed")
-            return
+            return  # the modal said "cancelled"
         if not by_filter:
             result = await self.action_call(action, ids, reason)
         else:
             result = await self._bulk_with_progress(action, count, reason)
         self.selected.clear()
         self.all_matching = False
-        await self._after(result)
+        await self._after(result, on_page)
 
     async def _bulk_with_progress(self, action: str, count: int, reason: str | None) -> ActionResult:
         modal = ProgressModal(f"{action.capitalize()} {count:,} {self.NOUN}", count)
@@ -500,17 +508,20 @@ class TriageScreen(OpsScreen):
             if modal.is_attached:
                 modal.dismiss(None)
 
-    async def _after(self, result: ActionResult) -> None:
-        message = f"{result.action}: {result.counts}"
-        details = [f"#{s.id} {s.reason}" + (f" by {s.by}" if s.by else "") for s in result.skipped[:3]]
-        details += [f"#{f.id} failed: {f.error}" for f in result.failed[:3]]
-        if details:
-            message += "\n" + "\n".join(details)
+    async def _after(self, result: ActionResult, rows: dict[int, Row]) -> None:
+        """Toast naming the rows acted on; reload the page and the cursor row's detail."""
         severity: SeverityLevel = "information" if result.all_applied else "warning"
-        self.ops.report(message, severity=severity)
+        self.ops.report(
+            result_message(result, lambda i: self.row_label(rows[i]) if i in rows else None),
+            severity=severity,
+        )
         await self.ops.refresh_monitor()
+        self._detail_id = None  # the cursor row may have changed state: reload its detail
         self.load_page(self.cursor, keep_cursor=True)
-        self._request_detail()
+
+    def row_label(self, row: Row) -> str:
+        """A few words that identify ``row`` to an operator (display-safe)."""
+        return str(row.error_first_line)
 
 
 def _positive_int_or_empty(value: str) -> str | None:
@@ -522,5 +533,51 @@ def _positive_int_or_empty(value: str) -> str | None:
 
 
 def _id_list(ids: Sequence[int], limit: int = 8) -> str:
-    shown = ", ".join(str(i) for i in ids[:limit])
+    shown = ", ".join(f"#{i}" for i in ids[:limit])
     return shown + (f" … +{len(ids) - limit}" if len(ids) > limit else "")
+
+
+PAST = {"retry": "Retried", "abandon": "Abandoned", "resolve": "Resolved", "reopen": "Reopened"}
+SHOWN_ROWS = 5
+LABEL_CHARS = 40
+
+
+def _short(label: str) -> str:
+    return label if len(label) <= LABEL_CHARS else label[: LABEL_CHARS - 1].rstrip() + " …"
+
+
+def result_message(result: ActionResult, label: Callable[[int], str | None]) -> str:
+    """Toast text: `Retried #20 (WhatsApp 131026 …)`, `Retried 2: #3, #20`, then skipped/failed rows."""
+    verb = result.action.rsplit(".", 1)[-1]
+    past = PAST.get(verb, f"{verb.capitalize()}d")
+    lines: list[str] = []
+    applied = list(result.applied)
+    if len(applied) == 1:
+        name = label(applied[0])
+        lines.append(f"{past} #{applied[0]}" + (f" ({_short(name)})" if name else ""))
+    elif applied:
+        lines.append(f"{past} {len(applied):,}: {_id_list(sorted(applied))}")
+    lead = "" if applied else f"{verb.capitalize()} "  # "Retry skipped #1 (…)" when nothing applied
+    if result.skipped:
+        named = [
+            f"#{s.id} ({display_text(s.reason, 60)}" + (f" by {display_text(s.by, 60)})" if s.by else ")")
+            for s in result.skipped[:SHOWN_ROWS]
+        ]
+        lines.append(lead + _listed("skipped", named, len(result.skipped), ", "))
+        lead = ""
+    if result.failed:
+        named = [f"#{f.id}: {display_text(f.error, 120)}" for f in result.failed[:SHOWN_ROWS]]
+        lines.append(lead + _listed("failed", named, len(result.failed), "; "))
+    if not lines:
+        lines.append(f"{verb.capitalize()}: nothing changed")
+    if result.cancelled:
+        lines.append("cancelled: rows not reached are unchanged")
+    if result.stopped:
+        lines.append(f"stopped: {display_text(result.stopped, 200)}")
+    return "\n".join(lines)
+
+
+def _listed(what: str, named: list[str], total: int, sep: str) -> str:
+    head = what if total == 1 else f"{what} {total:,}:"
+    more = total - len(named)
+    return f"{head} " + sep.join(named) + (f" … +{more:,}" if more > 0 else "")
