@@ -80,12 +80,12 @@ async def test_detail_follows_the_cursor_after_a_reload_that_keeps_the_cursor(db
             await wait_for(
                 pilot, lambda: detail_matches_cursor(screen) and screen.current_id() == 2, what="#2"
             )
+            loads = screen.page_loads  # before the change: the monitor's own poll may see it first
             conn = await asyncpg.connect(db_dsn)
             try:
                 await conn.execute("UPDATE dead_letter_messages SET status = 'retried' WHERE id = 2")
             finally:
                 await conn.close()
-            loads = screen.page_loads
             await monitor.refresh_now()
             await settle(pilot, screen, loads)
             assert "2" not in screen.table.keys() and screen.current_id() == 3
@@ -125,6 +125,8 @@ async def test_skipped_rows_are_named(db_dsn: str) -> None:
     try:
         async with app.run_test(size=(120, 30)) as pilot:
             screen = await open_dlq(pilot)
+            await pilot.press("s", "s", "s", "s")  # any status: #1 stays on the page whatever reloads
+            await wait_for(pilot, lambda: screen.filter.status == () and screen.current_id() == 1, what="any")
             conn = await asyncpg.connect(db_dsn)
             try:  # someone else abandons #1 while it is still on our page
                 await conn.execute("UPDATE dead_letter_messages SET status = 'abandoned' WHERE id = 1")

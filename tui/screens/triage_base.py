@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
+from datetime import datetime
 from typing import Any, ClassVar
 
 from rich.text import Text
@@ -20,6 +21,7 @@ from textual.containers import Horizontal, Vertical
 from textual.notifications import SeverityLevel
 from textual.widgets import DataTable, Input, Static
 
+from core.audit import AuditEntry
 from core.safe_text import display_text, pretty_json
 from core.snapshot import Snapshot
 from core.triage.models import ActionResult, BulkPreview, BulkProgress, Cursor, Page, Sort
@@ -35,6 +37,11 @@ from tui.widgets.prompt_modal import PromptModal
 from tui.widgets.text_view import FULL_VIEW_LIMIT, TextViewModal, full_view_text
 
 PAGE_SIZE = 50
+STACK_BELOW_WIDTH = 140
+"""Narrower screens stack the detail under the list (side by side the error column starves)."""
+SHORT_BELOW_HEIGHT = 34
+"""Shorter stacked screens give the list the height; Enter opens the detail below it."""
+MIN_FLEX_WIDTH = 20
 _RELOAD = object()
 """Summary key of a page fetched before the first snapshot with a backlog summary: reload on show."""
 DETAIL_DEBOUNCE_S = 0.06
@@ -96,8 +103,17 @@ class TriageScreen(OpsScreen):
 
     NOUN: ClassVar[str] = "rows"
     STATUSES: ClassVar[tuple[str, ...]] = ()
-    COLUMNS: ClassVar[tuple[tuple[str, str, int], ...]] = ()
-    """(key, label, width): fixed widths, so paging never re-measures or re-lays out the table."""
+    COLUMNS: ClassVar[tuple[tuple[str, str, int, int], ...]] = ()
+    """(key, label, width, shown from table width). Width 0 is the one flexible column: it takes
+    what the others leave. Widths change only on resize, so paging never re-lays out the table."""
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]] | None] = [
+        (0, "-stacked"),
+        (STACK_BELOW_WIDTH, "-side"),
+    ]
+    VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]] | None] = [
+        (0, "-short"),
+        (SHORT_BELOW_HEIGHT, "-tall"),
+    ]
     BULK_ACTIONS: ClassVar[tuple[str, ...]] = ("retry",)
 
     def __init__(self) -> None:
@@ -110,9 +126,14 @@ class TriageScreen(OpsScreen):
         self.all_matching = False
         self.detail: Any = None
         self._detail_id: int | None = None
+        self.business_label: str | None = None
+        """Display name of the filter's business (the filter itself holds the id)."""
         """The row whose detail is shown or being loaded; None forces a reload on the next render."""
         self._summary_key: object = None
         self.page_loads = 0
+        self.columns: tuple[tuple[str, str, int], ...] = ()
+        """The columns shown now: (key, label, width)."""
+        self._shown: tuple[int, ...] = ()
 
     @property
     def table(self) -> PagedTable:
@@ -175,10 +196,10 @@ class TriageScreen(OpsScreen):
         if not self.query("#triage-table"):  # a pre-built screen torn down by a quick quit
             return
         table = self.table
-        table.add_column(" ", key="sel", width=1)
-        for key, label, width in self.COLUMNS:
-            table.add_column(label, key=key, width=width)
+        screen_width = self.app.size.width
+        self._fit_columns(screen_width if screen_width < STACK_BELOW_WIDTH else screen_width * 64 // 100)
         table.focus()
+        self.call_after_refresh(self._refit)
         self._show_filter()
         if self.is_current:
             self.load_page(None)
@@ -203,8 +224,50 @@ class TriageScreen(OpsScreen):
         self.page_loads += 1
         self._render_page()
 
+    # -- responsive layout ---------------------------------------------------------------------
+
     def on_resize(self, event: events.Resize) -> None:
-        self.set_class(event.size.width < 120, "-narrow")
+        self.call_after_refresh(self._refit)
+
+    def on_screen_resume(self) -> None:
+        self.call_after_refresh(self._refit)
+
+    def _refit(self) -> None:
+        if self.query("#triage-table") and self.table.size.width:
+            self._fit_columns(self.table.size.width)
+
+    def column_layout(self, width: int) -> tuple[tuple[str, str, int], ...]:
+        """The columns that fit a table ``width`` cells wide; the flexible one gets the rest."""
+        chosen = [(key, label, w) for key, label, w, shown_from in self.COLUMNS if width >= shown_from]
+        used = 3 + sum(w + 2 for _, _, w in chosen if w) + 2  # selection mark, cell padding, scrollbar
+        flex = max(MIN_FLEX_WIDTH, width - used - 2)
+        return tuple((key, label, w or flex) for key, label, w in chosen)
+
+    def _fit_columns(self, width: int) -> None:
+        layout = self.column_layout(width)
+        if layout == self.columns:
+            return
+        table = self.table
+        at = table.current_key
+        keys = [key for key, _, _, _ in self.COLUMNS]
+        self.columns = layout
+        self._shown = tuple(keys.index(key) for key, _, _ in layout)
+        with self.app.batch_update():
+            table.clear(columns=True)
+            table.add_column(" ", key="sel", width=1)
+            for key, label, w in layout:
+                table.add_column(label, key=key, width=w)
+            self._render_page(keep_cursor=True, at=at)
+
+    @property
+    def stacked_short(self) -> bool:
+        return self.has_class("-stacked") and self.has_class("-short")
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        """Enter: open (or close) the detail below the list when the screen is too short for both."""
+        if event.data_table.id == "triage-table" and self.stacked_short:
+            self.toggle_class("-detail-open")
+            self._show_summary()
 
     # -- snapshot ------------------------------------------------------------------------------
 
@@ -234,13 +297,15 @@ class TriageScreen(OpsScreen):
         self.page_loads += 1
         self._render_page(keep_cursor=keep_cursor, to_end=to_end)
 
-    def _render_page(self, *, keep_cursor: bool = False, to_end: bool = False) -> None:
+    def _render_page(self, *, keep_cursor: bool = False, to_end: bool = False, at: str | None = None) -> None:
         page = self.page
         table = next(iter(self.query("#triage-table").results(PagedTable)), None)
         if page is None or table is None:  # no table: the app is closing and took it down already
             return
         rows = [(str(row.id), self._cells(row)) for row in page.rows]
         target: str | int | None = None if keep_cursor else (len(rows) - 1 if to_end else 0)
+        if at is not None:
+            target = at
         with self.app.batch_update():
             table.has_next = page.next_cursor is not None
             table.has_prev = page.prev_cursor is not None
@@ -255,7 +320,8 @@ class TriageScreen(OpsScreen):
 
     def _cells(self, row: Row) -> list[Text]:
         mark = "■" if (self.all_matching or row.id in self.selected) else " "
-        return [plain(mark), *self.row_cells(row)]
+        cells = self.row_cells(row)
+        return [plain(mark), *(cells[i] for i in self._shown)]
 
     def _show_summary(self) -> None:
         page = self.page
@@ -267,9 +333,11 @@ class TriageScreen(OpsScreen):
         else:
             chosen = "none selected"
         text = plain(
-            f"{total:,} {self.NOUN} match · {len(page.rows) if page else 0} on this page · "
+            f"{total:,} {self.NOUN} match · {len(page.rows) if page else 0} shown · "
             f"{chosen} · sort {self.sort.value}"
         )
+        if self.stacked_short and not self.has_class("-detail-open"):
+            text.append(" · Enter: details", style="bold")
         self.query_one("#triage-summary", Static).update(text, layout=False)
 
     def _show_filter(self) -> None:
@@ -320,12 +388,14 @@ class TriageScreen(OpsScreen):
 
     # -- filter actions ------------------------------------------------------------------------
 
-    def set_filter(self, new_filter: Filter) -> None:
+    def set_filter(self, new_filter: Filter, *, business_label: str | None = None) -> None:
         try:
             new_filter.validate()
         except ValueError as exc:
             self.ops.report(str(exc), severity="warning")
             return
+        if new_filter.business_id != self.filter.business_id or business_label is not None:
+            self.business_label = business_label if new_filter.business_id is not None else None
         self.filter = new_filter
         self.selected.clear()
         self.all_matching = False
@@ -354,7 +424,29 @@ class TriageScreen(OpsScreen):
         self.set_filter(self.default_filter())
 
     def action_filter_business(self) -> None:
-        self._ask_id("business_id", "Filter by business id (empty = any)")
+        self._ask_business()
+
+    @work(exclusive=True, group="prompt", exit_on_error=False)
+    async def _ask_business(self) -> None:
+        current = self.filter.business_id
+        value = await self.app.push_screen_wait(
+            PromptModal(
+                "Filter by business: id or name (empty = any)",
+                value=self.business_label or ("" if current is None else str(current)),
+                placeholder="e.g. 12 or acme tacos (case-insensitive)",
+            )
+        )
+        if value is None:
+            return
+        if not value:
+            self.set_filter(replace(self.filter, business_id=None))
+            return
+        try:
+            business_id, name = await self.ops.monitor.triage.resolve_business(value)
+        except ValueError as exc:
+            self.ops.report(str(exc), severity="warning")
+            return
+        self.set_filter(replace(self.filter, business_id=business_id), business_label=name)
 
     @work(exclusive=True, group="prompt", exit_on_error=False)
     async def _ask_id(self, field: str, title: str) -> None:
@@ -375,6 +467,10 @@ class TriageScreen(OpsScreen):
     def action_leave(self) -> None:
         if isinstance(self.focused, Input):
             self.table.focus()
+            return
+        if self.stacked_short and self.has_class("-detail-open"):
+            self.remove_class("-detail-open")
+            self._show_summary()
             return
         if self.selected or self.all_matching:
             self.selected.clear()
@@ -522,6 +618,32 @@ class TriageScreen(OpsScreen):
     def row_label(self, row: Row) -> str:
         """A few words that identify ``row`` to an operator (display-safe)."""
         return str(row.error_first_line)
+
+
+def business_filter_text(business_id: int | None, label: str | None) -> Text:
+    if business_id is None:
+        return Text("")
+    text = plain(" business:")
+    if label:
+        text.append_text(safe(label, 30))
+        text.append(f" (#{business_id})")
+    else:
+        text.append(str(business_id))
+    return text
+
+
+def last_action_text(history: Sequence[AuditEntry], status: str, resolved_at: datetime | None) -> Text | None:
+    """`retried 13:40 by alice`: the newest action applied to the row (history is newest first);
+    a row whose state changed outside opswatch gets its status and resolved time."""
+    for entry in history:
+        if entry.outcome == "applied":
+            verb = entry.action.rsplit(".", 1)[-1]
+            text = plain(f"{PAST.get(verb, verb).lower()} {fmt_when(entry.at)} by ")
+            text.append_text(safe(entry.actor, 60))
+            return text
+    if resolved_at is not None:
+        return plain(f"{status} {fmt_when(resolved_at)} (not through opswatch: no audit entry)")
+    return None
 
 
 def _positive_int_or_empty(value: str) -> str | None:
