@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from rich.text import Text
-from textual import events, work
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical
@@ -199,7 +199,6 @@ class TriageScreen(OpsScreen):
         screen_width = self.app.size.width
         self._fit_columns(screen_width if screen_width < STACK_BELOW_WIDTH else screen_width * 64 // 100)
         table.focus()
-        self.call_after_refresh(self._refit)
         self._show_filter()
         if self.is_current:
             self.load_page(None)
@@ -226,15 +225,9 @@ class TriageScreen(OpsScreen):
 
     # -- responsive layout ---------------------------------------------------------------------
 
-    def on_resize(self, event: events.Resize) -> None:
-        self.call_after_refresh(self._refit)
-
-    def on_screen_resume(self) -> None:
-        self.call_after_refresh(self._refit)
-
-    def _refit(self) -> None:
-        if self.query("#triage-table") and self.table.size.width:
-            self._fit_columns(self.table.size.width)
+    def on_paged_table_resized(self, message: PagedTable.Resized) -> None:
+        if message.table.id == "triage-table" and message.width:
+            self._fit_columns(message.width)
 
     def column_layout(self, width: int) -> tuple[tuple[str, str, int], ...]:
         """The columns that fit a table ``width`` cells wide; the flexible one gets the rest."""
@@ -337,7 +330,7 @@ class TriageScreen(OpsScreen):
             f"{chosen} · sort {self.sort.value}"
         )
         if self.stacked_short and not self.has_class("-detail-open"):
-            text.append(" · Enter: details", style="bold")
+            text = Text.assemble(("Enter: details", "bold"), " · ", text)
         self.query_one("#triage-summary", Static).update(text, layout=False)
 
     def _show_filter(self) -> None:
