@@ -220,3 +220,32 @@ async def test_a_cancelled_silence_says_so(db_dsn: str) -> None:
             assert "cancelled" in app.notices[-1][1] and "silence" in app.notices[-1][1].lower()
     finally:
         await db.close()
+
+
+async def test_detail_follows_a_change_of_the_cursor_row_in_place(db_dsn: str) -> None:
+    """Any status: another operator retries the cursor row, which stays under the cursor."""
+    await seed_app_rows(db_dsn, dlq=3)
+    app, monitor, db = build_app(db_dsn)
+    try:
+        async with app.run_test(size=(120, 30)) as pilot:
+            screen = await open_dlq(pilot)
+            await pilot.press("s", "s", "s", "s")
+            await wait_for(
+                pilot, lambda: screen.filter.status == () and detail_matches_cursor(screen), what="any"
+            )
+            loads = screen.page_loads
+            conn = await asyncpg.connect(db_dsn)
+            try:
+                await conn.execute("UPDATE dead_letter_messages SET status = 'retried' WHERE id = 1")
+            finally:
+                await conn.close()
+            await monitor.refresh_now()
+            await settle(pilot, screen, loads)
+            assert screen.current_id() == 1
+            await wait_for(
+                pilot,
+                lambda: detail_matches_cursor(screen) and "retried" in header_text(screen),
+                what="detail shows the new status",
+            )
+    finally:
+        await db.close()

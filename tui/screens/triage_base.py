@@ -308,8 +308,14 @@ class TriageScreen(OpsScreen):
             self.detail = None
             self._detail_id = None
             self.query_one(PayloadView).clear_detail(f"no {self.NOUN} match this filter")
-        elif not keep_cursor or self.current_id() != self._detail_id:
+        elif not keep_cursor or self.current_id() != self._detail_id or self._detail_outdated():
             self._request_detail()
+
+    def _detail_outdated(self) -> bool:
+        """The cursor row changed in place (status, retries) since its detail was read."""
+        row = self.current_row()
+        shown = getattr(self.detail, "row", None)
+        return row is not None and shown is not None and shown.id == row.id and shown != row
 
     def _cells(self, row: Row) -> list[Text]:
         mark = "■" if (self.all_matching or row.id in self.selected) else " "
