@@ -101,3 +101,21 @@ def test_cli_business_takes_a_name(
     out, err = capsys.readouterr()
     assert code == 2 and "ambiguous" in err and "give the id" in err and len(err.strip().splitlines()) == 1
     assert "Traceback" not in err
+
+
+async def test_a_slow_same_message_lookup_is_given_up_and_leaves_no_timeout_behind(
+    service: TriageService, base: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without an index on message_id the lookup may scan: it is bounded, and says so."""
+    import core.triage.service as svc
+
+    default = await service.db.fetchval("SHOW statement_timeout")
+
+    monkeypatch.setattr(
+        svc, "same_message_sql", lambda _t: "SELECT pg_sleep(2), 1 AS id, 1 AS n, $1::int, $2::int"
+    )
+    monkeypatch.setattr(svc, "SAME_MESSAGE_TIMEOUT_MS", 50)
+    detail = await service.dlq_detail(1)
+    assert detail is not None and detail.same_message_total is None and detail.same_message == ()
+    for _ in range(3):  # every pooled connection is back to its default
+        assert await service.db.fetchval("SHOW statement_timeout") == default != "50ms"

@@ -290,8 +290,8 @@ class TriageService:
     async def _same_message(self, message_id: int) -> tuple[tuple[int, ...], int | None]:
         """(ids, total) of the dead letters of ``message_id``; ((), None) if it took too long."""
         try:
-            async with self.db.acquire() as conn, conn.transaction(readonly=True):
-                await conn.execute(f"SET LOCAL statement_timeout = {SAME_MESSAGE_TIMEOUT_MS}")
+            async with self.db.acquire() as conn:  # the pool resets the setting on release
+                await conn.execute(f"SET statement_timeout = {SAME_MESSAGE_TIMEOUT_MS}")
                 rows = await conn.fetch(same_message_sql(self.tables), message_id, SAME_MESSAGE_LIMIT)
         except asyncpg.QueryCanceledError:
             return (), None
