@@ -126,9 +126,9 @@ class TriageScreen(OpsScreen):
         self.all_matching = False
         self.detail: Any = None
         self._detail_id: int | None = None
+        """The row whose detail is shown or being loaded; None forces a reload on the next render."""
         self.business_label: str | None = None
         """Display name of the filter's business (the filter itself holds the id)."""
-        """The row whose detail is shown or being loaded; None forces a reload on the next render."""
         self._summary_key: object = None
         self.page_loads = 0
         self.columns: tuple[tuple[str, str, int], ...] = ()

@@ -50,6 +50,10 @@ class ConfirmModal(ModalScreen[bool]):
             if self.typed_count is not None:
                 yield Static(plain(f"Type {self.typed_count} to confirm:"), classes="dialog-line")
                 yield Input(placeholder=str(self.typed_count), id="typed-count")
+            hint = "y confirm · n or Esc cancel · Enter: the focused button (Cancel)"
+            if self.typed_count is not None:
+                hint = "type the count, then Enter · Esc cancels"
+            yield Static(plain(hint), classes="dialog-hint")
             with Horizontal(id="dialog-buttons"):
                 yield Button("Cancel", id="cancel", variant="default")
                 yield Button(
