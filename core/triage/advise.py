@@ -90,6 +90,14 @@ def _wanted(tables: AppTables) -> list[_Wanted]:
         )
         if short == "dlq":
             out.append(_Wanted(table, "resolved", ("resolved_at",), "outflow per hour"))
+            out.append(
+                _Wanted(
+                    table,
+                    "message",
+                    ("message_id",),
+                    "the detail links earlier failures of the same message ('failed 3 times: ...')",
+                )
+            )
         out.append(
             _Wanted(
                 table,
@@ -260,11 +268,24 @@ async def apply_advice(
             await conn.execute(sql)  # CONCURRENTLY cannot run in a transaction: audited afterwards
             done.append(sql)
     except Exception as exc:
-        await write_audit(conn, actor=who, action="db.advise_apply", target_kind="schema",
-                          target_key="indexes", outcome="partial" if done else "failed",
-                          detail={"ran": done, "error": str(exc)[:300]})
+        await write_audit(
+            conn,
+            actor=who,
+            action="db.advise_apply",
+            target_kind="schema",
+            target_key="indexes",
+            outcome="partial" if done else "failed",
+            detail={"ran": done, "error": str(exc)[:300]},
+        )
         raise
     if done:
-        await write_audit(conn, actor=who, action="db.advise_apply", target_kind="schema",
-                          target_key="indexes", outcome="applied", detail={"ran": done})
+        await write_audit(
+            conn,
+            actor=who,
+            action="db.advise_apply",
+            target_kind="schema",
+            target_key="indexes",
+            outcome="applied",
+            detail={"ran": done},
+        )
     return statements

@@ -34,6 +34,7 @@ def _check_common(
     min_age_s: float | None,
     max_age_s: float | None,
     ids: dict[str, int | None],
+    business_name: str | None = None,
 ) -> None:
     for value in status:
         if value not in known:
@@ -51,6 +52,10 @@ def _check_common(
         raise ValueError(f"search text is longer than {MAX_TEXT_FILTER} characters")
     if text is not None and "\x00" in text:
         raise ValueError("search text must not contain NUL")
+    if business_name is not None and (not business_name.strip() or len(business_name) > 200):
+        raise ValueError("business name must be 1-200 characters")
+    if business_name is not None and "\x00" in business_name:
+        raise ValueError("business name must not contain NUL")
     for name, number in ids.items():
         if number is not None and not 0 < number < 2**63:
             raise ValueError(f"{name} must be a positive integer")
@@ -66,6 +71,7 @@ class DlqFilter:
 
     status: tuple[str, ...] = ("pending",)
     business_id: int | None = None
+    business_name: str | None = None  # resolved to business_id by the service (case-insensitive)
     channel_id: int | None = None
     text: str | None = None  # case-insensitive substring of the error message
     min_age_s: float | None = None  # older than
@@ -80,6 +86,7 @@ class DlqFilter:
             self.min_age_s,
             self.max_age_s,
             {"business_id": self.business_id, "channel_id": self.channel_id},
+            self.business_name,
         )
 
     def as_dict(self) -> dict[str, Any]:
@@ -90,6 +97,7 @@ class DlqFilter:
 class EventFilter:
     status: tuple[str, ...] = ("failed",)
     business_id: int | None = None
+    business_name: str | None = None
     event_name: str | None = None
     text: str | None = None
     min_age_s: float | None = None
@@ -104,6 +112,7 @@ class EventFilter:
             self.min_age_s,
             self.max_age_s,
             {"business_id": self.business_id},
+            self.business_name,
         )
         if self.event_name is not None and (not self.event_name or len(self.event_name) > 200):
             raise ValueError("event name must be 1-200 characters")
@@ -187,6 +196,10 @@ class DlqDetail:
     payload_truncated: bool
     history: tuple[AuditEntry, ...]
     payload_bytes: int = 0
+    same_message: tuple[int, ...] = ()
+    """Ids of the rows of this row's message_id (this one included), oldest first, bounded."""
+    same_message_total: int | None = None
+    """How many rows that message has; None when the lookup was given up (no index, too slow)."""
 
 
 @dataclass(frozen=True)

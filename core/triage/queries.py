@@ -314,3 +314,25 @@ def preview_sqls(tables: AppTables, kind: Kind, f: Filter) -> dict[str, tuple[st
             f"t.{t.c('event_name')} AS k, count(*) AS n", "GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 10"
         )
     return out
+
+
+# --------------------------------------------------------------------------- lookups
+
+
+def same_message_sql(tables: AppTables) -> str:
+    """Dead letters of one message ($1), oldest first, at most $2, each with the total count."""
+    t = tables.dlq
+    return f"""
+        SELECT t.{t.c("id")} AS id, count(*) OVER () AS n
+        FROM {t.q} t WHERE t.{t.c("message_id")} = $1
+        ORDER BY t.{t.c("id")} LIMIT $2"""
+
+
+def business_by_name_sql(tables: AppTables, *, substring: bool) -> str:
+    """Businesses named $1 (case-insensitive; ``substring``: containing it), at most $2."""
+    b = tables.businesses
+    name = f"lower(b.{b.c('name')})"
+    match = f"strpos({name}, lower($1)) > 0" if substring else f"{name} = lower($1)"
+    return f"""
+        SELECT b.{b.c("id")} AS id, b.{b.c("name")} AS name
+        FROM {b.q} b WHERE {match} ORDER BY b.{b.c("id")} LIMIT $2"""

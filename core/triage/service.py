@@ -6,7 +6,7 @@ import asyncio
 import json
 from collections.abc import Iterable
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import httpx
@@ -38,6 +38,7 @@ from core.triage.models import (
 )
 from core.triage.queries import (
     DETAIL_PAYLOAD_CHARS,
+    business_by_name_sql,
     count_sql,
     detail_sql,
     fetch_planned,
@@ -45,6 +46,7 @@ from core.triage.queries import (
     preview_sqls,
     raw_sql,
     rows_by_id_sql,
+    same_message_sql,
 )
 from core.triage.redrive import HttpRedrive, SqlRedrive
 from core.triage.schema import AppTables
@@ -55,6 +57,12 @@ MAX_REASON = 2000
 ERROR_DISPLAY_CHARS = 20_000
 PAYLOAD_DISPLAY_CHARS = 50_000
 FIRST_LINE_CHARS = 200
+SAME_MESSAGE_LIMIT = 20
+SAME_MESSAGE_TIMEOUT_MS = 250
+"""Without an index on message_id (``opswatch db advise``) the lookup scans; past this it is skipped."""
+NAMES_LISTED = 5
+
+F = TypeVar("F", bound=DlqFilter | EventFilter)
 
 
 def _name(value: Any, fallback_id: Any) -> str:
@@ -211,8 +219,8 @@ class TriageService:
     async def _page(
         self, kind: Kind, f: DlqFilter | EventFilter, sort: Sort, cursor: Cursor | None, limit: int
     ) -> tuple[list[asyncpg.Record], int, Cursor | None, Cursor | None]:
-        f.validate()
         await self._usable(kind)
+        f = await self.with_business_id(f)
         sort = Sort(sort)
         if not 1 <= limit <= MAX_PAGE:
             raise ValueError(f"limit must be between 1 and {MAX_PAGE}")
@@ -275,6 +283,7 @@ class TriageService:
             return None
         row, d = found
         payload, truncated = render_payload(d["payload_type"], d["payload_body"])
+        same = await self._same_message(row["message_id"])
         return DlqDetail(
             row=dlq_row(row),
             error_message=display_text(d["error_message"] or "", ERROR_DISPLAY_CHARS, multiline=True),
@@ -282,6 +291,8 @@ class TriageService:
             payload_truncated=truncated,
             history=await history_for(self.db, "dlq", id),
             payload_bytes=int(d["payload_bytes"] or 0),
+            same_message=same[0],
+            same_message_total=same[1],
         )
 
     async def event_detail(self, id: int) -> EventDetail | None:
@@ -299,6 +310,55 @@ class TriageService:
             history=await history_for(self.db, "event", id),
             payload_bytes=int(d["payload_bytes"] or 0),
         )
+
+    async def _same_message(self, message_id: int) -> tuple[tuple[int, ...], int | None]:
+        """(ids, total) of the dead letters of ``message_id``; ((), None) if it took too long."""
+        try:
+            async with self.db.acquire() as conn:  # the pool resets the setting on release
+                await conn.execute(f"SET statement_timeout = {SAME_MESSAGE_TIMEOUT_MS}")
+                rows = await conn.fetch(same_message_sql(self.tables), message_id, SAME_MESSAGE_LIMIT)
+        except asyncpg.QueryCanceledError:
+            return (), None
+        return tuple(int(r["id"]) for r in rows), int(rows[0]["n"]) if rows else 0
+
+    async def resolve_business(self, name_or_id: str) -> tuple[int, str]:
+        """(id, display name) of the business given by id or by name (case-insensitive: an exact
+        name first, else a unique part of one). ValueError, one line, when none or several match."""
+        text = name_or_id.strip()
+        if text.isdigit():
+            number = int(text)
+            if not 0 < number < 2**63:
+                raise ValueError(f"not a business id: {text}")
+            row = await self.db.fetchrow(
+                f"SELECT {self.tables.businesses.c('name')} AS name FROM {self.tables.businesses.q} "
+                f"WHERE {self.tables.businesses.c('id')} = $1",
+                number,
+            )
+            return number, _name(row["name"] if row else None, number)
+        DlqFilter(business_name=text).validate()
+        shown = display_text(text, 60)
+        for substring in (False, True):
+            rows = await self.db.fetch(
+                business_by_name_sql(self.tables, substring=substring), text, NAMES_LISTED + 1
+            )
+            if len(rows) == 1:
+                return int(rows[0]["id"]), _name(rows[0]["name"], rows[0]["id"])
+            if len(rows) > 1:
+                names = ", ".join(f"#{r['id']} {display_text(r['name'], 40)}" for r in rows[:NAMES_LISTED])
+                more = " …" if len(rows) > NAMES_LISTED else ""
+                how = "name" if not substring else "part of a name"
+                raise ValueError(f"business {how} {shown!r} is ambiguous: {names}{more}; give the id")
+        raise ValueError(f"no business named {shown!r}")
+
+    async def with_business_id(self, f: F) -> F:
+        """``f`` validated, its business name (if any) replaced by that business's id."""
+        f.validate()
+        if f.business_name is None:
+            return f
+        business_id, _ = await self.resolve_business(f.business_name)
+        if f.business_id is not None and f.business_id != business_id:
+            raise ValueError("conflicting filters: business id and business name name different businesses")
+        return replace(f, business_id=business_id, business_name=None)
 
     async def raw_payload(self, kind: Kind, id: int) -> str:
         """The stored payload exactly as JSON text, unbounded and NOT display-safe
@@ -353,8 +413,8 @@ class TriageService:
     # -- previews ------------------------------------------------------------------------------
 
     async def _preview(self, kind: Kind, f: DlqFilter | EventFilter, action: str | None) -> BulkPreview:
-        f.validate()
         await self._usable(kind)
+        f = await self.with_business_id(f)
         if action is not None:
             f = narrow_status(f, transition_for(kind, action))
         queries = preview_sqls(self.tables, kind, f)
@@ -454,7 +514,7 @@ class TriageService:
     ) -> ActionResult:
         t = transition_for(kind, action)
         self._writable(f"bulk {t.action}")
-        f.validate()
+        f = await self.with_business_id(f)
         narrow_status(f, t)
         note = _check_reason(reason, required=(action == "abandon"))
         if rate_limit is not None and rate_limit <= 0:

@@ -133,7 +133,9 @@ def parse_age(value: str | None, flag: str) -> float | None:
 def add_filter_flags(parser: argparse.ArgumentParser, *, events: bool) -> None:
     group = parser.add_argument_group("filters")
     group.add_argument("--status", metavar="S[,S]", help="status(es) to match, comma-separated, or 'any'")
-    group.add_argument("--business", type=_positive_int, metavar="ID", help="business id")
+    group.add_argument(
+        "--business", type=_business_ref, metavar="ID|NAME", help="business id, or name (case-insensitive)"
+    )
     if events:
         group.add_argument("--event", metavar="NAME", help="event name (exact)")
     else:
@@ -149,6 +151,21 @@ def _positive_int(value: str) -> int:
     return int(value)
 
 
+def _business_ref(value: str) -> int | str:
+    """An id (digits) or a business name, resolved by the service (ambiguous names are refused)."""
+    text = value.strip()
+    if text.isdigit():
+        return _positive_int(text)
+    if not text or len(text) > 200 or "\x00" in text:
+        raise argparse.ArgumentTypeError("expected a business id or a name of 1-200 characters")
+    return text
+
+
+def _business(args: argparse.Namespace) -> dict[str, Any]:
+    value = args.business
+    return {"business_name": value} if isinstance(value, str) else {"business_id": value}
+
+
 def filter_given(args: argparse.Namespace) -> bool:
     names = ("status", "business", "channel", "event", "text", "older_than", "newer_than")
     return any(getattr(args, n, None) is not None for n in names)
@@ -159,7 +176,7 @@ def dlq_filter(args: argparse.Namespace, default_status: tuple[str, ...]) -> Dlq
 
     return DlqFilter(
         status=parse_statuses(args.status, DLQ_STATUSES, default_status),
-        business_id=args.business,
+        **_business(args),
         channel_id=args.channel,
         text=args.text or None,
         min_age_s=parse_age(args.older_than, "--older-than"),
@@ -172,7 +189,7 @@ def event_filter(args: argparse.Namespace, default_status: tuple[str, ...]) -> E
 
     return EventFilter(
         status=parse_statuses(args.status, EVENT_STATUSES, default_status),
-        business_id=args.business,
+        **_business(args),
         event_name=args.event or None,
         text=args.text or None,
         min_age_s=parse_age(args.older_than, "--older-than"),

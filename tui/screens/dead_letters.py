@@ -24,7 +24,13 @@ from core.triage.models import (
 )
 from tui.keymap import bind
 from tui.render import age_between, fmt_age, fmt_when, plain, safe, status_text
-from tui.screens.triage_base import PAGE_SIZE, TriageScreen, triage_bindings
+from tui.screens.triage_base import (
+    PAGE_SIZE,
+    TriageScreen,
+    business_filter_text,
+    last_action_text,
+    triage_bindings,
+)
 from tui.widgets.payload_view import PayloadView
 
 
@@ -33,13 +39,13 @@ class DeadLettersScreen(TriageScreen):
     NOUN = "dead letters"
     STATUSES = DLQ_STATUSES
     COLUMNS = (
-        ("id", "Id", 7),
-        ("age", "Age", 6),
-        ("business", "Business", 14),
-        ("channel", "Channel", 14),
-        ("retries", "Tries", 5),
-        ("status", "Status", 10),
-        ("error", "Error", 90),  # what went wrong is what triage reads first: it gets the room
+        ("id", "Id", 7, 0),
+        ("age", "Age", 6, 0),
+        ("business", "Business", 14, 0),
+        ("channel", "Channel", 18, 110),
+        ("retries", "Tries", 5, 150),
+        ("status", "Status", 11, 0),
+        ("error", "Error", 0, 0),  # what went wrong is what triage reads first: it gets the room
     )
     BINDINGS = [
         bind("dlq.retry", "r", "retry", "Retry"),
@@ -129,16 +135,19 @@ class DeadLettersScreen(TriageScreen):
 
     def show_detail(self, detail: DlqDetail) -> None:
         row = detail.row
-        header = plain(f"#{row.id}  ", "bold")
+        header = plain(f"#{row.id} ", "bold")
         header.append_text(status_text(row.status, self.palette))
-        header.append(f"  retries {row.retry_count}  message {row.message_id}\n")
-        header.append("business ")
+        header.append(f" · retries {row.retry_count} · message {row.message_id}\nbusiness ")
         header.append_text(safe(row.business_name, 60))
-        header.append(f" ({row.business_id})  channel ")
+        header.append(f" (#{row.business_id}) · channel ")
         header.append_text(safe(f"{row.platform}:{row.channel_name}", 60))
-        header.append(f" ({row.channel_id})\ncreated {fmt_when(row.created_at)}")
-        if row.resolved_at:
-            header.append(f"  resolved {fmt_when(row.resolved_at)}")
+        header.append(f" (#{row.channel_id})\ncreated {fmt_when(row.created_at)}")
+        last = last_action_text(detail.history, row.status, row.resolved_at)
+        if last is not None:
+            header.append(" · ")
+            header.append_text(last)
+        header.append("\n")
+        header.append_text(same_message_text(row.id, row.message_id, detail))
         self.query_one(PayloadView).show(
             header,
             detail.error_message,
@@ -150,8 +159,7 @@ class DeadLettersScreen(TriageScreen):
     def filter_summary(self) -> Text:
         f = self.filter
         text = plain(" status:" + ("|".join(f.status) if f.status else "any"))
-        if f.business_id is not None:
-            text.append(f" business:{f.business_id}")
+        text.append_text(business_filter_text(f.business_id, self.business_label))
         if f.channel_id is not None:
             text.append(f" channel:{f.channel_id}")
         if f.text:
@@ -182,3 +190,24 @@ class DeadLettersScreen(TriageScreen):
 
     def action_bulk_resolve(self) -> None:
         self.bulk("resolve")
+
+
+def same_message_text(row_id: int, message_id: int, detail: DlqDetail) -> Text:
+    """`failed 3 times: #33, #37, #41` (rows of the same message, this one in bold)."""
+    total = detail.same_message_total
+    if total is None:
+        return plain(
+            f"other failures of message {message_id}: not looked up (too slow without an index on "
+            "message_id; see opswatch db advise)",
+            "italic",
+        )
+    if total <= 1:
+        return plain("failed once (no other dead letter of this message)")
+    text = plain(f"failed {total:,} times: ")
+    for i, other in enumerate(detail.same_message):
+        if i:
+            text.append(", ")
+        text.append(f"#{other}", "bold" if other == row_id else "")
+    if total > len(detail.same_message):
+        text.append(f" … +{total - len(detail.same_message):,}")
+    return text

@@ -26,7 +26,13 @@ from core.triage.models import (
 )
 from tui.keymap import bind
 from tui.render import age_between, fmt_age, fmt_when, plain, safe, status_text
-from tui.screens.triage_base import PAGE_SIZE, TriageScreen, triage_bindings
+from tui.screens.triage_base import (
+    PAGE_SIZE,
+    TriageScreen,
+    business_filter_text,
+    last_action_text,
+    triage_bindings,
+)
 from tui.widgets.paged_table import PagedTable
 from tui.widgets.payload_view import PayloadView
 from tui.widgets.sparkline_tile import SparkTile
@@ -37,13 +43,13 @@ class EventsScreen(TriageScreen):
     NOUN = "event failures"
     STATUSES = EVENT_STATUSES
     COLUMNS = (
-        ("id", "Id", 7),
-        ("age", "Age", 6),
-        ("event", "Event", 16),
-        ("business", "Business", 14),
-        ("retries", "Tries", 5),
-        ("status", "Status", 10),
-        ("error", "Error", 90),
+        ("id", "Id", 7, 0),
+        ("age", "Age", 6, 0),
+        ("event", "Event", 16, 0),
+        ("business", "Business", 14, 110),
+        ("retries", "Tries", 5, 150),
+        ("status", "Status", 10, 0),
+        ("error", "Error", 0, 0),
     )
     BINDINGS = [
         bind("events.retry", "r", "retry", "Retry"),
@@ -158,17 +164,22 @@ class EventsScreen(TriageScreen):
         text.append_text(safe(row.error_first_line, 80))
         return text
 
+    def row_label(self, row: EventRow) -> str:
+        return f"{row.event_name}: {row.error_first_line}"
+
     def show_detail(self, detail: EventDetail) -> None:
         row = detail.row
-        header = plain(f"#{row.id}  ", "bold")
+        header = plain(f"#{row.id} ", "bold")
         header.append_text(status_text(row.status, self.palette))
-        header.append(f"  retries {row.retry_count}\nevent ")
+        header.append(f" · retries {row.retry_count}\nevent ")
         header.append_text(safe(row.event_name, 60))
-        header.append("  business ")
+        header.append(" · business ")
         header.append_text(safe(row.business_name, 60))
-        header.append(f" ({row.business_id})\ncreated {fmt_when(row.created_at)}")
-        if row.resolved_at:
-            header.append(f"  resolved {fmt_when(row.resolved_at)}")
+        header.append(f" (#{row.business_id})\ncreated {fmt_when(row.created_at)}")
+        last = last_action_text(detail.history, row.status, row.resolved_at)
+        if last is not None:
+            header.append(" · ")
+            header.append_text(last)
         self.query_one(PayloadView).show(
             header,
             detail.error_message,
@@ -181,8 +192,7 @@ class EventsScreen(TriageScreen):
     def filter_summary(self) -> Text:
         f = self.filter
         text = plain(" status:" + ("|".join(f.status) if f.status else "any"))
-        if f.business_id is not None:
-            text.append(f" business:{f.business_id}")
+        text.append_text(business_filter_text(f.business_id, self.business_label))
         if f.event_name:
             text.append(" event:")
             text.append_text(safe(f.event_name, 30))

@@ -10,17 +10,19 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
+from datetime import datetime
 from typing import Any, ClassVar
 
 from rich.text import Text
-from textual import events, work
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical
 from textual.notifications import SeverityLevel
 from textual.widgets import DataTable, Input, Static
 
-from core.safe_text import pretty_json
+from core.audit import AuditEntry
+from core.safe_text import display_text, pretty_json
 from core.snapshot import Snapshot
 from core.triage.models import ActionResult, BulkPreview, BulkProgress, Cursor, Page, Sort
 from tui.keymap import bind
@@ -35,6 +37,11 @@ from tui.widgets.prompt_modal import PromptModal
 from tui.widgets.text_view import FULL_VIEW_LIMIT, TextViewModal, full_view_text
 
 PAGE_SIZE = 50
+STACK_BELOW_WIDTH = 140
+"""Narrower screens stack the detail under the list (side by side the error column starves)."""
+SHORT_BELOW_HEIGHT = 34
+"""Shorter stacked screens give the list the height; Enter opens the detail below it."""
+MIN_FLEX_WIDTH = 20
 _RELOAD = object()
 """Summary key of a page fetched before the first snapshot with a backlog summary: reload on show."""
 DETAIL_DEBOUNCE_S = 0.06
@@ -87,17 +94,26 @@ def preview_lines(preview: BulkPreview, noun: str) -> list[Text]:
     return lines
 
 
-
 def _full_view_body(error: str, payload: str) -> str:
     return full_view_text(f"Error\n{error}\n\nPayload\n{pretty_json(payload, FULL_VIEW_LIMIT)}")
+
 
 class TriageScreen(OpsScreen):
     """Subclasses set the kind-specific hooks below."""
 
     NOUN: ClassVar[str] = "rows"
     STATUSES: ClassVar[tuple[str, ...]] = ()
-    COLUMNS: ClassVar[tuple[tuple[str, str, int], ...]] = ()
-    """(key, label, width): fixed widths, so paging never re-measures or re-lays out the table."""
+    COLUMNS: ClassVar[tuple[tuple[str, str, int, int], ...]] = ()
+    """(key, label, width, shown from table width). Width 0 is the one flexible column: it takes
+    what the others leave. Widths change only on resize, so paging never re-lays out the table."""
+    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]] | None] = [
+        (0, "-stacked"),
+        (STACK_BELOW_WIDTH, "-side"),
+    ]
+    VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]] | None] = [
+        (0, "-short"),
+        (SHORT_BELOW_HEIGHT, "-tall"),
+    ]
     BULK_ACTIONS: ClassVar[tuple[str, ...]] = ("retry",)
 
     def __init__(self) -> None:
@@ -109,8 +125,15 @@ class TriageScreen(OpsScreen):
         self.selected: set[int] = set()
         self.all_matching = False
         self.detail: Any = None
+        self._detail_id: int | None = None
+        """The row whose detail is shown or being loaded; None forces a reload on the next render."""
+        self.business_label: str | None = None
+        """Display name of the filter's business (the filter itself holds the id)."""
         self._summary_key: object = None
         self.page_loads = 0
+        self.columns: tuple[tuple[str, str, int], ...] = ()
+        """The columns shown now: (key, label, width)."""
+        self._shown: tuple[int, ...] = ()
 
     @property
     def table(self) -> PagedTable:
@@ -173,9 +196,8 @@ class TriageScreen(OpsScreen):
         if not self.query("#triage-table"):  # a pre-built screen torn down by a quick quit
             return
         table = self.table
-        table.add_column(" ", key="sel", width=1)
-        for key, label, width in self.COLUMNS:
-            table.add_column(label, key=key, width=width)
+        screen_width = self.app.size.width
+        self._fit_columns(screen_width if screen_width < STACK_BELOW_WIDTH else screen_width * 64 // 100)
         table.focus()
         self._show_filter()
         if self.is_current:
@@ -201,8 +223,44 @@ class TriageScreen(OpsScreen):
         self.page_loads += 1
         self._render_page()
 
-    def on_resize(self, event: events.Resize) -> None:
-        self.set_class(event.size.width < 120, "-narrow")
+    # -- responsive layout ---------------------------------------------------------------------
+
+    def on_paged_table_resized(self, message: PagedTable.Resized) -> None:
+        if message.table.id == "triage-table" and message.width:
+            self._fit_columns(message.width)
+
+    def column_layout(self, width: int) -> tuple[tuple[str, str, int], ...]:
+        """The columns that fit a table ``width`` cells wide; the flexible one gets the rest."""
+        chosen = [(key, label, w) for key, label, w, shown_from in self.COLUMNS if width >= shown_from]
+        used = 3 + sum(w + 2 for _, _, w in chosen if w) + 2  # selection mark, cell padding, scrollbar
+        flex = max(MIN_FLEX_WIDTH, width - used - 2)
+        return tuple((key, label, w or flex) for key, label, w in chosen)
+
+    def _fit_columns(self, width: int) -> None:
+        layout = self.column_layout(width)
+        if layout == self.columns:
+            return
+        table = self.table
+        at = table.current_key
+        keys = [key for key, _, _, _ in self.COLUMNS]
+        self.columns = layout
+        self._shown = tuple(keys.index(key) for key, _, _ in layout)
+        with self.app.batch_update():
+            table.clear(columns=True)
+            table.add_column(" ", key="sel", width=1)
+            for key, label, w in layout:
+                table.add_column(label, key=key, width=w)
+            self._render_page(keep_cursor=True, at=at)
+
+    @property
+    def stacked_short(self) -> bool:
+        return self.has_class("-stacked") and self.has_class("-short")
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        """Enter: open (or close) the detail below the list when the screen is too short for both."""
+        if event.data_table.id == "triage-table" and self.stacked_short:
+            self.toggle_class("-detail-open")
+            self._show_summary()
 
     # -- snapshot ------------------------------------------------------------------------------
 
@@ -232,13 +290,15 @@ class TriageScreen(OpsScreen):
         self.page_loads += 1
         self._render_page(keep_cursor=keep_cursor, to_end=to_end)
 
-    def _render_page(self, *, keep_cursor: bool = False, to_end: bool = False) -> None:
+    def _render_page(self, *, keep_cursor: bool = False, to_end: bool = False, at: str | None = None) -> None:
         page = self.page
         table = next(iter(self.query("#triage-table").results(PagedTable)), None)
         if page is None or table is None:  # no table: the app is closing and took it down already
             return
         rows = [(str(row.id), self._cells(row)) for row in page.rows]
         target: str | int | None = None if keep_cursor else (len(rows) - 1 if to_end else 0)
+        if at is not None:
+            target = at
         with self.app.batch_update():
             table.has_next = page.next_cursor is not None
             table.has_prev = page.prev_cursor is not None
@@ -246,13 +306,21 @@ class TriageScreen(OpsScreen):
             self._show_summary()
         if not rows:
             self.detail = None
+            self._detail_id = None
             self.query_one(PayloadView).clear_detail(f"no {self.NOUN} match this filter")
-        elif not keep_cursor:
+        elif not keep_cursor or self.current_id() != self._detail_id or self._detail_outdated():
             self._request_detail()
+
+    def _detail_outdated(self) -> bool:
+        """The cursor row changed in place (status, retries) since its detail was read."""
+        row = self.current_row()
+        shown = getattr(self.detail, "row", None)
+        return row is not None and shown is not None and shown.id == row.id and shown != row
 
     def _cells(self, row: Row) -> list[Text]:
         mark = "■" if (self.all_matching or row.id in self.selected) else " "
-        return [plain(mark), *self.row_cells(row)]
+        cells = self.row_cells(row)
+        return [plain(mark), *(cells[i] for i in self._shown)]
 
     def _show_summary(self) -> None:
         page = self.page
@@ -264,9 +332,11 @@ class TriageScreen(OpsScreen):
         else:
             chosen = "none selected"
         text = plain(
-            f"{total:,} {self.NOUN} match · {len(page.rows) if page else 0} on this page · "
+            f"{total:,} {self.NOUN} match · {len(page.rows) if page else 0} shown · "
             f"{chosen} · sort {self.sort.value}"
         )
+        if self.stacked_short and not self.has_class("-detail-open"):
+            text = Text.assemble(("Enter: details", "bold"), " · ", text)
         self.query_one("#triage-summary", Static).update(text, layout=False)
 
     def _show_filter(self) -> None:
@@ -289,6 +359,7 @@ class TriageScreen(OpsScreen):
 
     def _request_detail(self) -> None:
         row_id = self.current_id()
+        self._detail_id = row_id
         if row_id is not None:
             self.load_detail(row_id)
 
@@ -316,12 +387,14 @@ class TriageScreen(OpsScreen):
 
     # -- filter actions ------------------------------------------------------------------------
 
-    def set_filter(self, new_filter: Filter) -> None:
+    def set_filter(self, new_filter: Filter, *, business_label: str | None = None) -> None:
         try:
             new_filter.validate()
         except ValueError as exc:
             self.ops.report(str(exc), severity="warning")
             return
+        if new_filter.business_id != self.filter.business_id or business_label is not None:
+            self.business_label = business_label if new_filter.business_id is not None else None
         self.filter = new_filter
         self.selected.clear()
         self.all_matching = False
@@ -346,10 +419,33 @@ class TriageScreen(OpsScreen):
         self.load_page(None)
 
     def action_clear_filter(self) -> None:
+        self.query_one(FilterBar).set_text("")
         self.set_filter(self.default_filter())
 
     def action_filter_business(self) -> None:
-        self._ask_id("business_id", "Filter by business id (empty = any)")
+        self._ask_business()
+
+    @work(exclusive=True, group="prompt", exit_on_error=False)
+    async def _ask_business(self) -> None:
+        current = self.filter.business_id
+        value = await self.app.push_screen_wait(
+            PromptModal(
+                "Filter by business: id or name (empty = any)",
+                value=self.business_label or ("" if current is None else str(current)),
+                placeholder="e.g. 12 or acme tacos (case-insensitive)",
+            )
+        )
+        if value is None:
+            return
+        if not value:
+            self.set_filter(replace(self.filter, business_id=None))
+            return
+        try:
+            business_id, name = await self.ops.monitor.triage.resolve_business(value)
+        except ValueError as exc:
+            self.ops.report(str(exc), severity="warning")
+            return
+        self.set_filter(replace(self.filter, business_id=business_id), business_label=name)
 
     @work(exclusive=True, group="prompt", exit_on_error=False)
     async def _ask_id(self, field: str, title: str) -> None:
@@ -370,6 +466,10 @@ class TriageScreen(OpsScreen):
     def action_leave(self) -> None:
         if isinstance(self.focused, Input):
             self.table.focus()
+            return
+        if self.stacked_short and self.has_class("-detail-open"):
+            self.remove_class("-detail-open")
+            self._show_summary()
             return
         if self.selected or self.all_matching:
             self.selected.clear()
@@ -432,9 +532,10 @@ class TriageScreen(OpsScreen):
                 )
             )
             if reason is None:
+                self.ops.report(f"{action.capitalize()} #{row.id}: cancelled, nothing changed")
                 return
         result = await self.action_call(action, [row.id], reason)
-        await self._after(result)
+        await self._after(result, {row.id: row})
 
     def describe_row(self, row: Row) -> Text:
         return plain(f"#{row.id}")
@@ -446,13 +547,15 @@ class TriageScreen(OpsScreen):
     async def _run_bulk(self, action: str, reason_needed: bool) -> None:
         ids = sorted(self.selected)
         by_filter = self.all_matching or not ids
+        on_page = {r.id: r for r in self.page.rows} if self.page else {}
         if by_filter:
             preview = await self.fetch_preview(action)
             count = preview.count
             lines = preview_lines(preview, self.NOUN)
         else:
             count = len(ids)
-            lines = [plain(f"{count:,} selected {self.NOUN} (ids {_id_list(ids)})")]
+            lines = [plain(f"{count:,} selected {self.NOUN}: {_id_list(ids)}")]
+            lines += [self.describe_row(on_page[i]) for i in ids[:SHOWN_ROWS] if i in on_page]
         if count == 0:
             self.ops.report(f"{action}: nothing matches", severity="warning")
             return
@@ -467,6 +570,7 @@ class TriageScreen(OpsScreen):
                 )
             )
             if reason is None:
+                self.ops.report(f"{action.capitalize()} {count:,} {self.NOUN}: cancelled, nothing changed")
                 return
         typed = count if count > self.ops.confirm_typed_over else None
         scope = "matching the filter" if by_filter else "selected"
@@ -479,15 +583,14 @@ class TriageScreen(OpsScreen):
             )
         )
         if not confirmed:
-            self.ops.report(f"{action}: cancelled, nothing changed")
-            return
+            return  # the modal said "cancelled"
         if not by_filter:
             result = await self.action_call(action, ids, reason)
         else:
             result = await self._bulk_with_progress(action, count, reason)
         self.selected.clear()
         self.all_matching = False
-        await self._after(result)
+        await self._after(result, on_page)
 
     async def _bulk_with_progress(self, action: str, count: int, reason: str | None) -> ActionResult:
         modal = ProgressModal(f"{action.capitalize()} {count:,} {self.NOUN}", count)
@@ -500,17 +603,46 @@ class TriageScreen(OpsScreen):
             if modal.is_attached:
                 modal.dismiss(None)
 
-    async def _after(self, result: ActionResult) -> None:
-        message = f"{result.action}: {result.counts}"
-        details = [f"#{s.id} {s.reason}" + (f" by {s.by}" if s.by else "") for s in result.skipped[:3]]
-        details += [f"#{f.id} failed: {f.error}" for f in result.failed[:3]]
-        if details:
-            message += "\n" + "\n".join(details)
+    async def _after(self, result: ActionResult, rows: dict[int, Row]) -> None:
+        """Toast naming the rows acted on; reload the page and the cursor row's detail."""
         severity: SeverityLevel = "information" if result.all_applied else "warning"
-        self.ops.report(message, severity=severity)
+        self.ops.report(
+            result_message(result, lambda i: self.row_label(rows[i]) if i in rows else None),
+            severity=severity,
+        )
         await self.ops.refresh_monitor()
+        self._detail_id = None  # the cursor row may have changed state: reload its detail
         self.load_page(self.cursor, keep_cursor=True)
-        self._request_detail()
+
+    def row_label(self, row: Row) -> str:
+        """A few words that identify ``row`` to an operator (display-safe)."""
+        return str(row.error_first_line)
+
+
+def business_filter_text(business_id: int | None, label: str | None) -> Text:
+    if business_id is None:
+        return Text("")
+    text = plain(" business:")
+    if label:
+        text.append_text(safe(label, 30))
+        text.append(f" (#{business_id})")
+    else:
+        text.append(str(business_id))
+    return text
+
+
+def last_action_text(history: Sequence[AuditEntry], status: str, resolved_at: datetime | None) -> Text | None:
+    """`retried 13:40 by alice`: the newest action applied to the row (history is newest first);
+    a row whose state changed outside opswatch gets its status and resolved time."""
+    for entry in history:
+        if entry.outcome == "applied":
+            verb = entry.action.rsplit(".", 1)[-1]
+            text = plain(f"{PAST.get(verb, verb).lower()} {fmt_when(entry.at)} by ")
+            text.append_text(safe(entry.actor, 60))
+            return text
+    if resolved_at is not None:
+        return plain(f"{status} {fmt_when(resolved_at)} (not through opswatch: no audit entry)")
+    return None
 
 
 def _positive_int_or_empty(value: str) -> str | None:
@@ -522,5 +654,51 @@ def _positive_int_or_empty(value: str) -> str | None:
 
 
 def _id_list(ids: Sequence[int], limit: int = 8) -> str:
-    shown = ", ".join(str(i) for i in ids[:limit])
+    shown = ", ".join(f"#{i}" for i in ids[:limit])
     return shown + (f" … +{len(ids) - limit}" if len(ids) > limit else "")
+
+
+PAST = {"retry": "Retried", "abandon": "Abandoned", "resolve": "Resolved", "reopen": "Reopened"}
+SHOWN_ROWS = 5
+LABEL_CHARS = 40
+
+
+def _short(label: str) -> str:
+    return label if len(label) <= LABEL_CHARS else label[: LABEL_CHARS - 1].rstrip() + " …"
+
+
+def result_message(result: ActionResult, label: Callable[[int], str | None]) -> str:
+    """Toast text: `Retried #20 (WhatsApp 131026 …)`, `Retried 2: #3, #20`, then skipped/failed rows."""
+    verb = result.action.rsplit(".", 1)[-1]
+    past = PAST.get(verb, f"{verb.capitalize()}d")
+    lines: list[str] = []
+    applied = list(result.applied)
+    if len(applied) == 1:
+        name = label(applied[0])
+        lines.append(f"{past} #{applied[0]}" + (f" ({_short(name)})" if name else ""))
+    elif applied:
+        lines.append(f"{past} {len(applied):,}: {_id_list(sorted(applied))}")
+    lead = "" if applied else f"{verb.capitalize()} "  # "Retry skipped #1 (…)" when nothing applied
+    if result.skipped:
+        named = [
+            f"#{s.id} ({display_text(s.reason, 60)}" + (f" by {display_text(s.by, 60)})" if s.by else ")")
+            for s in result.skipped[:SHOWN_ROWS]
+        ]
+        lines.append(lead + _listed("skipped", named, len(result.skipped), ", "))
+        lead = ""
+    if result.failed:
+        named = [f"#{f.id}: {display_text(f.error, 120)}" for f in result.failed[:SHOWN_ROWS]]
+        lines.append(lead + _listed("failed", named, len(result.failed), "; "))
+    if not lines:
+        lines.append(f"{verb.capitalize()}: nothing changed")
+    if result.cancelled:
+        lines.append("cancelled: rows not reached are unchanged")
+    if result.stopped:
+        lines.append(f"stopped: {display_text(result.stopped, 200)}")
+    return "\n".join(lines)
+
+
+def _listed(what: str, named: list[str], total: int, sep: str) -> str:
+    head = what if total == 1 else f"{what} {total:,}:"
+    more = total - len(named)
+    return f"{head} " + sep.join(named) + (f" … +{more:,}" if more > 0 else "")

@@ -1,4 +1,6 @@
-"""Confirmation for destructive actions: what and how many; Cancel is the default.
+"""Confirmation for destructive actions: what and how many; Cancel is the default (Enter).
+
+``y`` confirms, ``n``/Esc cancel; a cancel says so in a toast.
 
 Over ``typed_over`` rows the operator must type the exact count before Confirm is enabled.
 """
@@ -9,7 +11,7 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 from rich.text import Text
-from textual.app import ComposeResult
+from textual.app import App, ComposeResult
 from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
@@ -20,7 +22,11 @@ from tui.render import plain
 
 
 class ConfirmModal(ModalScreen[bool]):
-    BINDINGS: ClassVar[list[BindingType]] = [bind("modal.cancel", "escape", "cancel", "Cancel")]
+    BINDINGS: ClassVar[list[BindingType]] = [
+        bind("modal.cancel", "escape", "cancel", "Cancel"),
+        bind("modal.no", "n", "cancel", "No"),
+        bind("modal.yes", "y", "confirm", "Yes"),
+    ]
 
     def __init__(
         self,
@@ -44,6 +50,10 @@ class ConfirmModal(ModalScreen[bool]):
             if self.typed_count is not None:
                 yield Static(plain(f"Type {self.typed_count} to confirm:"), classes="dialog-line")
                 yield Input(placeholder=str(self.typed_count), id="typed-count")
+            hint = "y confirm · n or Esc cancel · Enter: the focused button (Cancel)"
+            if self.typed_count is not None:
+                hint = "type the count, then Enter · Esc cancels"
+            yield Static(plain(hint), classes="dialog-hint")
             with Horizontal(id="dialog-buttons"):
                 yield Button("Cancel", id="cancel", variant="default")
                 yield Button(
@@ -62,7 +72,26 @@ class ConfirmModal(ModalScreen[bool]):
             self.dismiss(True)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
-        self.dismiss(event.button.id == "confirm")
+        if event.button.id == "confirm":
+            self.dismiss(True)
+        else:
+            self.action_cancel()
+
+    def action_confirm(self) -> None:
+        """``y``: only when Confirm is enabled (a typed count is still required)."""
+        if not self.query_one("#confirm", Button).disabled:
+            self.dismiss(True)
 
     def action_cancel(self) -> None:
+        tell_cancelled(self.app, self._title.rstrip("?"))
         self.dismiss(False)
+
+
+def tell_cancelled(app: App[object], what: str) -> None:
+    """A toast "<what>: cancelled, nothing changed" (through the console's report when there is one)."""
+    message = f"{what}: cancelled, nothing changed"
+    report = getattr(app, "report", None)
+    if callable(report):
+        report(message)
+    else:
+        app.notify(message, markup=False)

@@ -35,6 +35,9 @@ class FilterBar(Horizontal):
     def show(self, summary: Text) -> None:
         self.query_one("#filter-summary", Static).update(summary)
 
+    def set_text(self, text: str) -> None:
+        self.query_one(Input).value = text
+
     def focus_search(self) -> None:
         self.query_one(Input).focus()
 

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from rich.text import Text
+from textual import events
 from textual.binding import BindingType
 from textual.message import Message
 from textual.widgets import DataTable
@@ -47,6 +48,21 @@ class PagedTable(FastTable):
         @property
         def control(self) -> PagedTable:
             return self.table
+
+    class Resized(Message):
+        """The table's width changed (its owner may re-fit the columns)."""
+
+        def __init__(self, table: PagedTable, width: int) -> None:
+            super().__init__()
+            self.table = table
+            self.width = width
+
+        @property
+        def control(self) -> PagedTable:
+            return self.table
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.post_message(self.Resized(self, event.size.width))
 
     def __init__(
         self, *, id: str | None = None, classes: str | None = None, positional: bool = False

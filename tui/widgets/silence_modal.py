@@ -12,8 +12,10 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 
 from core.durations import parse_duration
+from core.safe_text import display_text
 from tui.keymap import bind
 from tui.render import plain
+from tui.widgets.confirm_modal import tell_cancelled
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,8 @@ class SilenceModal(ModalScreen[SilenceRequest | None]):
         if event.button.id == "ok":
             self._submit()
         else:
-            self.dismiss(None)
+            self.action_cancel()
 
     def action_cancel(self) -> None:
+        tell_cancelled(self.app, f"Silence {display_text(self._target, 80)}")
         self.dismiss(None)
