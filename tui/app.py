@@ -44,6 +44,7 @@ from tui.screens.overview import OverviewScreen
 from tui.themes import THEMES, resolve_theme
 from tui.widgets.confirm_modal import ConfirmModal
 from tui.widgets.endpoint_tile import Thresholds, thresholds_from_rules
+from tui.widgets.live_table import LiveTable
 from tui.widgets.paged_table import PagedTable
 
 if TYPE_CHECKING:
@@ -132,7 +133,7 @@ class OpsWatchApp(WorkerErrors, App[None]):
         self.theme = resolve_theme(requested, env)
         self.palette = Palette.from_variables(self.get_css_variables())
         keymap, self._keymap_problems = validate_keymap(
-            ui.keymap, known_ids([type(self), *SCREENS.values(), PagedTable])
+            ui.keymap, known_ids([type(self), *SCREENS.values(), PagedTable, LiveTable])
         )
         self.set_keymap(keymap)
         for name in SCREENS:
