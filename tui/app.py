@@ -317,7 +317,8 @@ class OpsWatchApp(WorkerErrors, App[None]):
         if isinstance(screen, ModalScreen):
             return
         title = getattr(screen, "SCREEN_TITLE", "") or self.current_mode
-        self.push_screen(HelpScreen(screen, title))
+        others = {getattr(cls, "SCREEN_TITLE", "") or name: cls for name, cls in SCREENS.items()}
+        self.push_screen(HelpScreen(screen, title, others))
 
     def _cycle_wall(self) -> None:
         if not self.paused and not isinstance(self.screen, ModalScreen):

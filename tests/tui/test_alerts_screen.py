@@ -280,3 +280,41 @@ async def test_k_moves_and_acknowledging_asks_first(db_dsn: str) -> None:
             assert ruled == "api-down"
     finally:
         await db.close()
+
+
+async def test_footer_shows_screen_keys_and_actions_and_f1_help_is_grouped(db_dsn: str) -> None:
+    """Discoverability: the footer showed only "? Help  q Quit"; help listed Textual's internals."""
+    from textual.widgets._footer import FooterKey, FooterLabel
+
+    from tui.screens.help import HelpScreen
+
+    app, _, db = build_app(db_dsn, snapshot=fixed_snapshot(critical=True))
+    try:
+        async with app.run_test(size=(120, 30)) as pilot:
+            await pilot.press("5")
+            assert isinstance(app.screen, AlertsScreen)
+            await pilot.pause(0.1)
+            keys = {k.key: k.description for k in app.screen.query(FooterKey)}
+            labels = [str(label.render()) for label in app.screen.query(FooterLabel)]
+            assert {"1", "2", "3", "4", "5", "6", "7"} <= set(keys)
+            assert "Screens" in labels
+            assert keys.get("a") == "Acknowledge" and keys.get("S") == "Silence"
+            assert "question_mark" in keys and "q" in keys
+
+            await pilot.press("f1")
+            await wait_for(pilot, lambda: isinstance(app.screen, HelpScreen), what="help on F1")
+            table = app.screen.query_one(DataTable)
+            rows = [tuple(c.plain for c in table.get_row_at(i)) for i in range(table.row_count)]
+            sections = [r[1] for r in rows if not r[0] and r[1]]
+            assert sections[:3] == ["Alerts (this screen)", "Lists", "Screens and app"]
+            assert {"Dead letters", "Event failures", "Endpoints"} <= set(sections)
+            own = rows[1 : [r[1] for r in rows].index("Lists")]
+            assert ("a", "Acknowledge", "alerts.acknowledge") in own
+            assert ("k", "Up", "table.up") in rows
+            assert ("r", "Retry", "dlq.retry") in rows, "other screens' actions are listed too"
+            descriptions = {r[1] for r in rows}
+            assert not descriptions & {"Scroll Left", "Copy selected text", "Focus Next", "Cursor up"}
+            await pilot.press("escape")
+            assert isinstance(app.screen, AlertsScreen)
+    finally:
+        await db.close()
