@@ -318,3 +318,68 @@ async def test_footer_shows_screen_keys_and_actions_and_f1_help_is_grouped(db_ds
             assert isinstance(app.screen, AlertsScreen)
     finally:
         await db.close()
+
+
+@pytest.mark.parametrize("size", [(80, 24), (56, 20)], ids=lambda s: f"{s[0]}x{s[1]}")
+async def test_wall_clock_is_never_cut(db_dsn: str, size: tuple[int, int]) -> None:
+    """Wall mode: with every badge shown (WALL, PAUSED, READ-ONLY) the clock stays whole."""
+    from textual.widgets import Static
+
+    app, _, db = build_app(db_dsn, wall=True, snapshot=fixed_snapshot(critical=True))
+    try:
+        async with app.run_test(size=size) as pilot:
+            await pilot.press("space")
+            assert app.paused
+            clock = app.screen.query_one("#status-clock", Static)
+            await wait_for(pilot, lambda: "14:02" in str(clock.render()), what="clock")
+            await pilot.pause(0.1)
+            text = str(clock.render()).strip()
+            bar = app.screen.query_one("#status-bar")
+            assert clock.region.right <= bar.content_region.right
+            assert clock.content_region.width >= len(text), f"{text!r} cut to {clock.content_region.width}"
+    finally:
+        await db.close()
+
+
+async def test_wall_pages_show_big_counts_and_no_dense_lists(db_dsn: str) -> None:
+    """Wall mode: the alerts page shows active alerts only, with the counts large; so do endpoints."""
+    from tui.widgets.wall_counts import WallCounts
+
+    app, monitor, db = build_app(db_dsn, wall=True, snapshot=fixed_snapshot(critical=True))
+
+    async def no_loops() -> None:
+        """The fixed snapshot is the state under test."""
+
+    monitor.start = no_loops
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            app.action_goto("alerts")
+            await wait_for(pilot, lambda: isinstance(app.screen, AlertsScreen), what="alerts page")
+            screen = app.screen
+
+            def active_rows() -> int:
+                tables = screen.query("#alerts-active").results(DataTable)
+                return next((t.row_count for t in tables), 0)
+
+            await wait_for(pilot, lambda: active_rows() == 3, what="active alerts")
+            for hidden in ("#alerts-history", "#alerts-outbox", "#alerts-silences"):
+                assert not screen.query_one(hidden).visible or screen.query_one(hidden).region.height == 0
+            counts = screen.query_one(WallCounts)
+            await wait_for(pilot, lambda: counts._shown is not None, what="counts")
+            assert [(label, n) for label, n, _ in counts._shown or ()] == [
+                ("✖ CRITICAL", 1),
+                ("▲ WARNING", 1),
+                ("… PENDING", 1),
+            ]
+            active = screen.query_one("#alerts-active")
+            assert active.region.bottom >= screen.region.bottom - 2, "the alerts fill the page"
+
+            app.action_goto("endpoints")
+            await wait_for(pilot, lambda: app.current_mode == "endpoints", what="endpoints page")
+            await wait_for(
+                pilot, lambda: any(c._shown for c in app.screen.query(WallCounts)), what="endpoint counts"
+            )
+            shown = dict((label, n) for label, n, _ in app.screen.query_one(WallCounts)._shown or ())
+            assert shown["✖ DOWN"] == 1 and shown["● UP"] == 5
+    finally:
+        await db.close()

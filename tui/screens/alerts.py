@@ -39,6 +39,7 @@ from tui.widgets.confirm_modal import ConfirmModal
 from tui.widgets.live_table import LiveTable
 from tui.widgets.paged_table import Cells, cursor_key
 from tui.widgets.silence_modal import SilenceModal
+from tui.widgets.wall_counts import WallCounts
 
 LIST_LIMIT = 50
 NARROW_BELOW = 140
@@ -133,7 +134,8 @@ class AlertsScreen(OpsScreen):
 
     def compose_body(self) -> ComposeResult:
         yield Static(plain("Active alerts"), classes="section-title", id="active-title")
-        yield Static(id="alerts-wall-head")
+        if self.ops.wall:
+            yield WallCounts(3, id="alerts-wall-counts")
         yield LiveTable(id="alerts-active")
         with Horizontal(id="alerts-lower"):
             with Vertical(classes="alerts-column"):
@@ -229,7 +231,28 @@ class AlertsScreen(OpsScreen):
         title = plain("Active alerts  ")
         title.append_text(head)
         self.query_one("#active-title", Static).update(title)
-        self.query_one("#alerts-wall-head", Static).update(head)
+        if self.ops.wall:
+            self._show_wall_counts(snapshot, alerts)
+
+    def _show_wall_counts(self, snapshot: Snapshot, alerts: list[AlertView]) -> None:
+        unknown = snapshot.db is not None and not snapshot.db.up
+        firing = [a for a in alerts if a.state != "pending"]
+        critical = sum(a.severity is Severity.CRITICAL for a in firing)
+        warning = sum(a.severity is Severity.WARNING for a in firing)
+        pending = sum(a.state == "pending" for a in alerts)
+        self.query_one(WallCounts).show(
+            [
+                ("? CRITICAL", -1, "-stale")
+                if unknown
+                else ("✖ CRITICAL", critical, "-critical" if critical else "-ok"),
+                ("? WARNING", -1, "-stale")
+                if unknown
+                else ("▲ WARNING", warning, "-warning" if warning else "-ok"),
+                ("? PENDING", -1, "-stale")
+                if unknown
+                else ("… PENDING", pending, "-info" if pending else "-ok"),
+            ]
+        )
 
     def _alert_cells(self, alert: AlertView, now: Any) -> list[Text]:
         """State and severity share the first cell: ``✖ CRITICAL``, ``… PENDING``, ``≈ WARNING``

@@ -56,6 +56,7 @@ class WorkerErrors:
 
 
 CLOCK_SLACK_S = 0.5
+SHORT_BELOW = 30
 
 GOTO_BINDINGS: list[BindingType] = [
     bind("goto.overview", "1", "app.goto('overview')", "Overview", group=SCREEN_KEYS),
@@ -109,6 +110,9 @@ class OpsScreen(WorkerErrors, Screen[None]):
 
     def on_mount(self) -> None:
         self.set_class(self.ops.wall, "-wall")
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.set_class(event.size.height < SHORT_BELOW, "-short")  # the wall's compact variants
 
     def on_screen_suspend(self) -> None:
         self._left_with = self._style_inputs()
