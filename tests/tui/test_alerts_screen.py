@@ -221,6 +221,22 @@ async def test_history_follows_the_newest_row_until_the_operator_moves_away(fres
             _publish_change(monitor, 3)
             await wait_for(pilot, lambda: table.get_row_at(0)[1].plain == "rule-039", what="reload")
             assert cursor_key(table) == "39"
+
+            await pilot.pause(0.1)
+            assert table.max_scroll_y >= 2
+            table.scroll_relative(y=2, animate=False)  # what the mouse wheel does: away from the head
+            await wait_for(pilot, lambda: table.scroll_y >= 1, what="scrolled")
+            scrolled = table.scroll_y
+            assert cursor_key(table) == "39"
+            await _seed_history(fresh_db_dsn, 40, 2)
+            _publish_change(monitor, 4)
+            await wait_for(pilot, lambda: table.get_row_at(0)[1].plain == "rule-041", what="reload")
+            assert cursor_key(table) == "39"
+            await wait_for(pilot, lambda: table.scroll_y == scrolled + 2, what="rows kept in view")
+            assert "2 new ↑" in _title(screen, "history")
+            await pilot.press("home")
+            assert cursor_key(table) == "41" and table.scroll_y == 0
+            assert "new ↑" not in _title(screen, "history")
     finally:
         await db.close()
 
@@ -365,8 +381,8 @@ async def test_wall_pages_show_big_counts_and_no_dense_lists(db_dsn: str) -> Non
             for hidden in ("#alerts-history", "#alerts-outbox", "#alerts-silences"):
                 assert not screen.query_one(hidden).visible or screen.query_one(hidden).region.height == 0
             counts = screen.query_one(WallCounts)
-            await wait_for(pilot, lambda: counts._shown is not None, what="counts")
-            assert [(label, n) for label, n, _ in counts._shown or ()] == [
+            await wait_for(pilot, lambda: counts.shown, what="counts")
+            assert [(label, n) for label, n, _ in counts.shown] == [
                 ("✖ CRITICAL", 1),
                 ("▲ WARNING", 1),
                 ("… PENDING", 1),
@@ -377,9 +393,9 @@ async def test_wall_pages_show_big_counts_and_no_dense_lists(db_dsn: str) -> Non
             app.action_goto("endpoints")
             await wait_for(pilot, lambda: app.current_mode == "endpoints", what="endpoints page")
             await wait_for(
-                pilot, lambda: any(c._shown for c in app.screen.query(WallCounts)), what="endpoint counts"
+                pilot, lambda: any(c.shown for c in app.screen.query(WallCounts)), what="endpoint counts"
             )
-            shown = dict((label, n) for label, n, _ in app.screen.query_one(WallCounts)._shown or ())
+            shown = {label: n for label, n, _ in app.screen.query_one(WallCounts).shown}
             assert shown["✖ DOWN"] == 1 and shown["● UP"] == 5
     finally:
         await db.close()

@@ -58,7 +58,8 @@ class LiveTable(FastTable):
 
     @property
     def following(self) -> bool:
-        return self.follow_head and self.cursor_row <= 0
+        """On the first row and scrolled to the top (a mouse wheel can move away too)."""
+        return self.follow_head and self.cursor_row <= 0 and self.scroll_y < 1
 
     def action_head(self) -> None:
         if self.row_count:
@@ -88,6 +89,8 @@ class LiveTable(FastTable):
             return
         self._fit()
         following = self.following
+        if not following and self._top_seen is None:
+            self._top_seen = cursor_key_at(self, 0)  # scrolled away with the wheel
         offset = self.cursor_row - round(self.scroll_y)
         self._syncing = True
         try:
@@ -102,8 +105,8 @@ class LiveTable(FastTable):
         keys = [key for key, _ in rows]
         seen = self._top_seen
         self.new_above = keys.index(seen) if seen in keys else len(keys)
-        if self.cursor_row > 0:
-            self.scroll_to(y=max(0, self.cursor_row - offset), animate=False, immediate=True)
+        # after the new rows are measured: scrolling now would clamp to the old height
+        self.call_after_refresh(self.scroll_to, y=max(0, self.cursor_row - offset), animate=False)
 
     def marker(self) -> str:
         """``N new ↑`` while rows wait above the cursor, else empty."""

@@ -35,6 +35,10 @@ class WallCounts(Horizontal):
                     yield inline  # the count beside its label where there is no room for digits
                 yield digits
 
+    @property
+    def shown(self) -> tuple[Count, ...]:
+        return self._shown or ()
+
     def show(self, counts: Sequence[Count]) -> None:
         """One tile per count (extra tiles hidden); redraws only what changed."""
         shown = tuple(counts[: len(self._tiles)])
