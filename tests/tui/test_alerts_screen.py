@@ -399,3 +399,38 @@ async def test_wall_pages_show_big_counts_and_no_dense_lists(db_dsn: str) -> Non
             assert shown["✖ DOWN"] == 1 and shown["● UP"] == 5
     finally:
         await db.close()
+
+
+@pytest.mark.parametrize("wall", [False, True], ids=["console", "wall"])
+async def test_alert_counts_say_unknown_while_the_database_is_down(db_dsn: str, wall: bool) -> None:
+    """Unknown is never green: no alerts known is not "no active alerts"."""
+    from dataclasses import replace
+
+    from tui.widgets.wall_counts import WallCounts
+
+    down = replace(fixed_snapshot(db_up=False), alerts=())
+    app, monitor, db = build_app(db_dsn, wall=wall, snapshot=down)
+
+    async def no_loops() -> None:
+        """The fixed snapshot is the state under test."""
+
+    monitor.start = no_loops
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            app.action_goto("alerts")
+            await wait_for(pilot, lambda: isinstance(app.screen, AlertsScreen), what="alerts")
+            screen = app.screen
+            assert isinstance(screen, AlertsScreen)
+            await wait_for(
+                pilot,
+                lambda: screen.query("#active-title") and "UNKNOWN" in _title(screen, "active"),
+                what="unknown",
+            )
+            assert "no active alerts" not in _title(screen, "active")
+            if wall:
+                counts = screen.query_one(WallCounts)
+                await wait_for(pilot, lambda: counts.shown, what="counts")
+                assert {kind for _, _, kind in counts.shown} == {"-stale"}
+                assert {n for _, n, _ in counts.shown} == {-1}
+    finally:
+        await db.close()

@@ -105,6 +105,27 @@ def _when(at: datetime | None, now: datetime) -> str:
     return when.strftime("%m-%d %H:%M" if when.year == today.year else "%Y-%m-%d %H:%M")
 
 
+def _unknown(snapshot: Snapshot) -> str:
+    """Why the alert state cannot be trusted now ("" when it can)."""
+    if snapshot.db is None:
+        return "database not reached yet"
+    return "" if snapshot.db.up else "database unreachable"
+
+
+def _counts(alerts: list[AlertView]) -> tuple[int, int, int]:
+    """(critical firing, warning firing, pending)."""
+    firing = [a for a in alerts if a.state != "pending"]
+    return (
+        sum(a.severity is Severity.CRITICAL for a in firing),
+        sum(a.severity is Severity.WARNING for a in firing),
+        len(alerts) - len(firing),
+    )
+
+
+def _tile(count: int, alarm: str) -> str:
+    return alarm if count else "-ok"
+
+
 def _severity_cell(severity: str | None, screen: OpsScreen) -> Text:
     if severity in {s.value for s in Severity}:
         return severity_text(Severity(str(severity)), screen.palette)
@@ -127,6 +148,7 @@ class AlertsScreen(OpsScreen):
         self._lists_key: object = None
         self._outbox_title: Text | None = None
         self._outbox: dict[int, OutboxEntry] = {}
+        self._head: Text | None = None
 
     @property
     def alerts(self) -> AlertActions:
@@ -213,46 +235,39 @@ class AlertsScreen(OpsScreen):
 
     def _show_head(self, snapshot: Snapshot, alerts: list[AlertView]) -> None:
         """Counts by state in the section title (and big on the wall); unknown is never green."""
+        unknown = _unknown(snapshot)
+        critical, warning, pending = _counts(alerts)
         head = Text(end="")
-        if snapshot.db is not None and not snapshot.db.up:
-            head.append("? UNKNOWN: database unreachable", style=f"bold {self.palette.warning}")
+        if unknown:
+            head.append(f"? UNKNOWN: {unknown}", style=f"bold {self.palette.warning}")
         elif not alerts:
             head.append("✔ no active alerts", style=f"bold {self.palette.ok}")
-        else:
-            firing = [a for a in alerts if a.state != "pending"]
-            parts = [
-                (sum(a.severity is Severity.CRITICAL for a in firing), "✖", "critical", self.palette.error),
-                (sum(a.severity is Severity.WARNING for a in firing), "▲", "warning", self.palette.warning),
-                (sum(a.state == "pending" for a in alerts), "…", "pending", self.palette.muted),
-            ]
-            for count, icon, word, colour in parts:
-                if count:
-                    head.append(f"{icon} {count} {word}   ", style=f"bold {colour}")
-        title = plain("Active alerts  ")
-        title.append_text(head)
-        self.query_one("#active-title", Static).update(title)
+        for count, word, colour in (
+            (critical, "✖ {} critical", self.palette.error),
+            (warning, "▲ {} warning", self.palette.warning),
+            (pending, "… {} pending", self.palette.muted),
+        ):
+            if count and not unknown:
+                head.append(word.format(count) + "   ", style=f"bold {colour}")
+        if head != self._head:
+            self._head = head
+            title = plain("Active alerts  ")
+            title.append_text(head)
+            self.query_one("#active-title", Static).update(title)
         if self.ops.wall:
-            self._show_wall_counts(snapshot, alerts)
-
-    def _show_wall_counts(self, snapshot: Snapshot, alerts: list[AlertView]) -> None:
-        unknown = snapshot.db is not None and not snapshot.db.up
-        firing = [a for a in alerts if a.state != "pending"]
-        critical = sum(a.severity is Severity.CRITICAL for a in firing)
-        warning = sum(a.severity is Severity.WARNING for a in firing)
-        pending = sum(a.state == "pending" for a in alerts)
-        self.query_one(WallCounts).show(
-            [
-                ("? CRITICAL", -1, "-stale")
-                if unknown
-                else ("✖ CRITICAL", critical, "-critical" if critical else "-ok"),
-                ("? WARNING", -1, "-stale")
-                if unknown
-                else ("▲ WARNING", warning, "-warning" if warning else "-ok"),
-                ("? PENDING", -1, "-stale")
-                if unknown
-                else ("… PENDING", pending, "-info" if pending else "-ok"),
-            ]
-        )
+            self.query_one(WallCounts).show(
+                [
+                    ("? CRITICAL", -1, "-stale")
+                    if unknown
+                    else ("✖ CRITICAL", critical, _tile(critical, "-critical")),
+                    ("? WARNING", -1, "-stale")
+                    if unknown
+                    else ("▲ WARNING", warning, _tile(warning, "-warning")),
+                    ("? PENDING", -1, "-stale")
+                    if unknown
+                    else ("… PENDING", pending, _tile(pending, "-info")),
+                ]
+            )
 
     def _alert_cells(self, alert: AlertView, now: Any) -> list[Text]:
         """State and severity share the first cell: ``✖ CRITICAL``, ``… PENDING``, ``≈ WARNING``
