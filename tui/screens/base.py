@@ -14,7 +14,6 @@ from textual import events
 from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.screen import Screen
-from textual.widgets import Footer
 from textual.worker import Worker, WorkerState
 
 from core.db import DatabaseUnavailable
@@ -25,6 +24,7 @@ from core.snapshot import Freshness, Severity, Snapshot
 from tui.keymap import MUTATING_ACTIONS, SCREEN_KEYS, bind
 from tui.render import DEFAULT_PALETTE, Palette, age_between, fmt_age
 from tui.widgets.db_banner import DbBanner
+from tui.widgets.key_footer import KeyFooter
 from tui.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:
@@ -103,7 +103,7 @@ class OpsScreen(WorkerErrors, Screen[None]):
         yield self._banner
         yield from self.compose_body()
         if not self.ops.wall:
-            yield Footer(compact=True, show_command_palette=False)  # ctrl+p still opens it
+            yield KeyFooter()
 
     def compose_body(self) -> ComposeResult:
         yield from ()
