@@ -45,6 +45,7 @@ from tui.screens.overview import OverviewScreen
 from tui.themes import THEMES, resolve_theme
 from tui.widgets.confirm_modal import ConfirmModal
 from tui.widgets.endpoint_tile import Thresholds, thresholds_from_rules
+from tui.widgets.live_table import LiveTable
 from tui.widgets.paged_table import PagedTable
 
 if TYPE_CHECKING:
@@ -133,7 +134,7 @@ class OpsWatchApp(WorkerErrors, App[None]):
         self.theme = resolve_theme(requested, env)
         self.palette = Palette.from_variables(self.get_css_variables())
         keymap, self._keymap_problems = validate_keymap(
-            ui.keymap, known_ids([type(self), *SCREENS.values(), PagedTable])
+            ui.keymap, known_ids([type(self), *SCREENS.values(), PagedTable, LiveTable])
         )
         self.set_keymap(keymap)
         for name in SCREENS:
@@ -324,7 +325,8 @@ class OpsWatchApp(WorkerErrors, App[None]):
         if isinstance(screen, ModalScreen):
             return
         title = getattr(screen, "SCREEN_TITLE", "") or self.current_mode
-        self.push_screen(HelpScreen(screen, title))
+        others = {getattr(cls, "SCREEN_TITLE", "") or name: cls for name, cls in SCREENS.items()}
+        self.push_screen(HelpScreen(screen, title, others))
 
     def _cycle_wall(self) -> None:
         if not self.paused and not isinstance(self.screen, ModalScreen):

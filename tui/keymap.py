@@ -42,10 +42,22 @@ def bind(
     show: bool = True,
     key_display: str | None = None,
     priority: bool = False,
+    group: Binding.Group | None = None,
 ) -> Binding:
     return Binding(
-        key, action, description, show=show, key_display=key_display, priority=priority, id=binding_id
+        key,
+        action,
+        description,
+        show=show,
+        key_display=key_display,
+        priority=priority,
+        id=binding_id,
+        group=group,
     )
+
+
+SCREEN_KEYS = Binding.Group("Screens", compact=True)
+"""The footer shows the screen keys together: ``1234567 Screens``."""
 
 
 def bindings_of(classes: Iterable[type[DOMNode]]) -> list[Binding]:

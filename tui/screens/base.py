@@ -14,7 +14,6 @@ from textual import events
 from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.screen import Screen
-from textual.widgets import Footer
 from textual.worker import Worker, WorkerState
 
 from core.db import DatabaseUnavailable
@@ -22,9 +21,10 @@ from core.errors import ReadOnlyError
 from core.redact import redact
 from core.safe_text import display_text
 from core.snapshot import Freshness, Severity, Snapshot
-from tui.keymap import MUTATING_ACTIONS, bind
+from tui.keymap import MUTATING_ACTIONS, SCREEN_KEYS, bind
 from tui.render import DEFAULT_PALETTE, Palette, age_between, fmt_age
 from tui.widgets.db_banner import DbBanner
+from tui.widgets.key_footer import KeyFooter
 from tui.widgets.status_bar import StatusBar
 
 if TYPE_CHECKING:
@@ -56,18 +56,19 @@ class WorkerErrors:
 
 
 CLOCK_SLACK_S = 0.5
+SHORT_BELOW = 30
 
 GOTO_BINDINGS: list[BindingType] = [
-    bind("goto.overview", "1", "app.goto('overview')", "Overview", show=False),
-    bind("goto.endpoints", "2", "app.goto('endpoints')", "Endpoints", show=False),
-    bind("goto.dead_letters", "3", "app.goto('dead_letters')", "Dead letters", show=False),
-    bind("goto.events", "4", "app.goto('events')", "Event failures", show=False),
-    bind("goto.alerts", "5", "app.goto('alerts')", "Alerts", show=False),
-    bind("goto.database", "6", "app.goto('database')", "Database", show=False),
-    bind("goto.audit", "7", "app.goto('audit')", "Audit & log", show=False),
+    bind("goto.overview", "1", "app.goto('overview')", "Overview", group=SCREEN_KEYS),
+    bind("goto.endpoints", "2", "app.goto('endpoints')", "Endpoints", group=SCREEN_KEYS),
+    bind("goto.dead_letters", "3", "app.goto('dead_letters')", "Dead letters", group=SCREEN_KEYS),
+    bind("goto.events", "4", "app.goto('events')", "Event failures", group=SCREEN_KEYS),
+    bind("goto.alerts", "5", "app.goto('alerts')", "Alerts", group=SCREEN_KEYS),
+    bind("goto.database", "6", "app.goto('database')", "Database", group=SCREEN_KEYS),
+    bind("goto.audit", "7", "app.goto('audit')", "Audit & log", group=SCREEN_KEYS),
     bind("goto.next", "tab", "app.cycle(1)", "Next screen", show=False),
     bind("goto.previous", "shift+tab", "app.cycle(-1)", "Previous screen", show=False),
-    bind("app.help", "question_mark", "app.help", "Help", key_display="?"),
+    bind("app.help", "question_mark,f1", "app.help", "Help", key_display="?"),
 ]
 
 
@@ -102,13 +103,16 @@ class OpsScreen(WorkerErrors, Screen[None]):
         yield self._banner
         yield from self.compose_body()
         if not self.ops.wall:
-            yield Footer()
+            yield KeyFooter()
 
     def compose_body(self) -> ComposeResult:
         yield from ()
 
     def on_mount(self) -> None:
         self.set_class(self.ops.wall, "-wall")
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.set_class(event.size.height < SHORT_BELOW, "-short")  # the wall's compact variants
 
     def on_screen_suspend(self) -> None:
         self._left_with = self._style_inputs()

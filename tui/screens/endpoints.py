@@ -6,7 +6,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.widgets import DataTable
 
-from core.snapshot import EndpointView, Snapshot
+from core.snapshot import EndpointState, EndpointView, Snapshot
 from tui.keymap import bind
 from tui.render import (
     age_between,
@@ -21,6 +21,7 @@ from tui.render import (
 from tui.screens.base import OpsScreen
 from tui.widgets.endpoint_tile import tile_severity
 from tui.widgets.paged_table import PagedTable
+from tui.widgets.wall_counts import Count, WallCounts
 
 COLUMNS = (
     ("name", "Endpoint"),
@@ -41,6 +42,17 @@ WALL_COLUMNS = ("name", "state", "health", "latency", "p95", "errors", "up24h", 
 """The wall shows fewer columns: readable from afar, and a cheaper redraw."""
 
 
+def wall_counts(views: tuple[EndpointView, ...]) -> list[Count]:
+    """The wall's headline: endpoints by state (unknown is its own count, never up)."""
+    by = {state: sum(v.state is state for v in views) for state in EndpointState}
+    return [
+        ("✖ DOWN", by[EndpointState.DOWN], "-critical" if by[EndpointState.DOWN] else "-ok"),
+        ("▲ FAILING", by[EndpointState.FAILING], "-warning" if by[EndpointState.FAILING] else "-ok"),
+        ("? UNKNOWN", by[EndpointState.UNKNOWN], "-stale" if by[EndpointState.UNKNOWN] else "-ok"),
+        ("● UP", by[EndpointState.UP], "-ok"),
+    ]
+
+
 class EndpointsScreen(OpsScreen):
     SCREEN_TITLE = "Endpoints"
     BINDINGS = [bind("endpoints.history", "enter", "history", "History")]
@@ -50,6 +62,8 @@ class EndpointsScreen(OpsScreen):
         self._rows: dict[str, tuple[tuple[object, ...], list[Text]]] = {}
 
     def compose_body(self) -> ComposeResult:
+        if self.ops.wall:
+            yield WallCounts(4, id="endpoints-wall-counts")
         yield PagedTable(id="endpoints-table")
 
     def on_mount(self) -> None:
@@ -90,6 +104,8 @@ class EndpointsScreen(OpsScreen):
 
     def apply_snapshot(self, snapshot: Snapshot) -> None:
         self.query_one(PagedTable).sync([(e.name, self._row(e)) for e in snapshot.endpoints])
+        if self.ops.wall:
+            self.query_one(WallCounts).show(wall_counts(snapshot.endpoints))
 
     def _row(self, view: EndpointView) -> list[Text]:
         """Cells of one endpoint, rebuilt only when its view (or the down-for age) changed."""

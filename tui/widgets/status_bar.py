@@ -15,10 +15,11 @@ from tui.render import fmt_clock, fmt_hhmm, plain
 class StatusBar(Horizontal):
     DEFAULT_CSS = """
     StatusBar { height: 1; width: 1fr; }
-    StatusBar > #status-title { width: 1fr; }
-    StatusBar > Static { width: auto; height: 1; }
-    StatusBar > #status-clock { width: 28; text-align: right; }
+    StatusBar > Static { width: auto; height: 1; text-wrap: nowrap; text-overflow: ellipsis; }
+    StatusBar > #status-title { width: 1fr; min-width: 0; }
+    StatusBar > #status-clock { dock: right; width: auto; padding-left: 1; }
     """
+    # the clock is docked: laid out first, so the title and badges give way, never the clock
 
     def __init__(self, title: str, *, seconds: bool = True) -> None:
         """``seconds=False`` (the wall): the clock shows minutes, so it redraws once a minute."""
@@ -29,6 +30,7 @@ class StatusBar(Horizontal):
         self._badges: tuple[str, ...] | None = None
         self._badges_widget = Static(id="status-badges")
         self._clock = Static(id="status-clock")
+        self._clock_width = 0
 
     def compose(self) -> ComposeResult:
         yield Static(plain(f"opswatch · {self._title}"), id="status-title")
@@ -47,4 +49,6 @@ class StatusBar(Horizontal):
                 badge_text.append(f" {badge} ", style="reverse")
                 badge_text.append(" ")
             self._badges_widget.update(badge_text)
-        self._clock.update(plain(f"updated {state[1]}  {state[0]}"), layout=False)
+        text = f"updated {state[1]}  {state[0]}"
+        self._clock.update(plain(text), layout=len(text) != self._clock_width)  # re-measured if it grew
+        self._clock_width = len(text)
