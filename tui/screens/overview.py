@@ -9,12 +9,13 @@ from textual import events
 from textual.app import ComposeResult
 from textual.containers import Grid, VerticalScroll
 
-from core.snapshot import AlertView, EndpointView, Severity, Snapshot
+from core.snapshot import AlertView, DbHealthView, EndpointView, Severity, Snapshot
 from tui.render import (
     Palette,
     age_between,
     fmt_age,
     fmt_bytes,
+    fmt_clock,
     fmt_count,
     fmt_ms,
     plain,
@@ -49,6 +50,20 @@ def alert_line(alert: AlertView, age: str) -> Text:
         text.append(" held by ")
         text.append_text(safe(alert.suppressed_by, 40))
     return text
+
+
+def alerts_unknown(db: DbHealthView | None) -> str | None:
+    """Why the alert list may be incomplete (alert state lives in the database), or None."""
+    if db is None:
+        return "checking the database..."
+    if db.up:
+        return None
+    return f"database unreachable since {fmt_clock(db.down_since or db.checked_at)}"
+
+
+def not_green(severity: Severity) -> Severity:
+    """Unknown is never green: OK becomes INFO, anything worse stays."""
+    return Severity.INFO if severity is Severity.OK else severity
 
 
 def held(alert: AlertView) -> bool:
@@ -142,14 +157,20 @@ class OverviewScreen(OpsScreen):
             body.append(f"  ⏸ {len(active) - len(live)} held")
         body.no_wrap = True
         body.overflow = "ellipsis"
+        unknown = alerts_unknown(snapshot.db)
+        if unknown is not None:
+            body.append("\n")
+            body.append(unknown if active else f"? UNKNOWN — {unknown}")
         for alert in active[:4]:
             body.append("\n")
             body.append_text(alert_line(alert, fmt_age(age_between(alert.since, now))))
-        if not active:
+        if not active and unknown is None:
             body.append("\n✔ no active alerts")
-        self.query_one("#panel-alerts", SparkTile).show(
-            body, severity=snapshot.worst_severity, big=str(critical + warning)
-        )
+        severity = snapshot.worst_severity
+        if unknown is not None:
+            severity = not_green(severity)
+        big = str(critical + warning) if active or unknown is None else "-"
+        self.query_one("#panel-alerts", SparkTile).show(body, severity=severity, big=big)
 
     def _show_dlq(self, snapshot: Snapshot) -> None:
         dlq = snapshot.dlq
@@ -163,6 +184,8 @@ class OverviewScreen(OpsScreen):
         body.append(f"oldest {fmt_age(dlq.oldest_pending_age_s)}\n")
         body.append(f"in {dlq.inflow_per_hour:,}/h  out {dlq.outflow_per_hour:,}/h")
         severity = Severity.WARNING if dlq.pending else Severity.OK
+        if stale is not None:
+            severity = not_green(severity)
         self.query_one("#panel-dlq", SparkTile).show(
             body, severity=severity, stale=stale, big=str(dlq.pending)
         )
@@ -181,6 +204,8 @@ class OverviewScreen(OpsScreen):
             f"\n24h {events_.last_24h:,}  (> {limit:g}/h alerts)" if limit else f"\n24h {events_.last_24h:,}"
         )
         severity = gauge.severity if limit else Severity.OK
+        if stale is not None:
+            severity = not_green(severity)
         tile.show(
             body,
             severity=severity,
