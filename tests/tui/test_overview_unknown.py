@@ -26,7 +26,7 @@ async def test_started_with_database_down_alerts_are_unknown_not_green() -> None
             alerts = app.screen.query_one("#panel-alerts", SparkTile)
             text = panel_text(app, "panel-alerts")
             assert "no active alerts" not in text and "✔" not in text
-            assert "database unreachable since" in text
+            assert "database down since" in text
             assert not alerts.has_class("-ok")
             for panel in ("panel-alerts", "panel-dlq", "panel-events", "panel-db"):
                 assert not app.screen.query_one(f"#{panel}", SparkTile).has_class("-ok"), panel
