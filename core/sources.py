@@ -163,11 +163,12 @@ _UTILITY = (
     "savepoint|release|prepare|deallocate|discard|listen|unlisten|checkpoint|close"
 )
 _DRIVER = (
-    r"typeinfo_tree|pg_advisory_unlock_all\(\)|pg_stat_statements"
+    r"typeinfo_tree|pg_advisory_unlock_all\(\)|pg_stat_statements|pg_advisory_(un)?lock"
+    r"|\mpg_(trigger|class|namespace|extension|database|roles|settings|locks|stat_activity)\M"
     r"|^\s*select\s+(current_setting\(\$1\)\s+as\s+cur,\s*)?set_config\("
 )
 """asyncpg's own type introspection and connection set-up and reset, run on opswatch's
-connections, and reading or resetting pg_stat_statements itself."""
+connections; catalog reads, advisory locks (migrations) and pg_stat_statements itself."""
 _NOT_THE_APPS = (
     r" AND query !~* '\mopswatch(\M|_)'"
     f" AND strpos(query, '{OWN_MARK}') = 0"
