@@ -122,8 +122,16 @@ def blocking_tree(sessions: Iterable[Session]) -> tuple[LockNode, ...]:
     if not waiters:
         return ()
 
-    def count(pid: int, seen: frozenset[int]) -> int:
-        return sum(1 + count(w, seen | {w}) for w in waiters.get(pid, ()) if w not in seen)
+    def count(pid: int) -> int:
+        """Sessions waiting on ``pid``, directly or through another waiter."""
+        found: set[int] = set()
+        todo = list(waiters.get(pid, ()))
+        while todo:
+            w = todo.pop()
+            if w not in found and w != pid:
+                found.add(w)
+                todo.extend(waiters.get(w, ()))
+        return len(found)
 
     roots = [p for p in waiters if not (by_pid.get(p) and by_pid[p].blocked_by)]
     if not roots:  # a cycle (a deadlock the server has not broken yet): start anywhere
@@ -132,12 +140,12 @@ def blocking_tree(sessions: Iterable[Session]) -> tuple[LockNode, ...]:
 
     def walk(pid: int, depth: int, seen: frozenset[int]) -> None:
         session = by_pid.get(pid) or _unseen(pid)
-        out.append(LockNode(session, depth, count(pid, seen)))
+        out.append(LockNode(session, depth, count(pid)))
         for w in sorted(waiters.get(pid, ())):
             if w not in seen:
                 walk(w, depth + 1, seen | {w})
 
-    for root in sorted(roots, key=lambda p: (-count(p, frozenset({p})), p)):
+    for root in sorted(roots, key=lambda p: (-count(p), p)):
         walk(root, 0, frozenset({root}))
     return tuple(out)
 
