@@ -19,7 +19,6 @@ from tui.widgets.endpoint_tile import EndpointTile
 from tui.widgets.sparkline_tile import SparkTile
 
 SIZES = [(80, 24), (120, 40), (200, 60)]
-DEAD_DSN = "postgresql://postgres@127.0.0.1:1/none"  # the snapshot is frozen: the database is never read
 
 
 def tiles_shown(app: Any) -> bool:
@@ -27,8 +26,8 @@ def tiles_shown(app: Any) -> bool:
 
 
 @pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
-def test_overview(snap_compare: Any, size: tuple[int, int]) -> None:
-    app, _, _ = build_app(DEAD_DSN, own_db=True, snapshot=fixed_snapshot(critical=True))
+def test_overview(snap_compare: Any, db_dsn: str, size: tuple[int, int]) -> None:
+    app, _, _ = build_app(db_dsn, own_db=True, snapshot=fixed_snapshot(critical=True))
 
     async def ready(pilot: Any) -> None:
         await wait_for(pilot, lambda: tiles_shown(app), what="tiles")
@@ -37,10 +36,10 @@ def test_overview(snap_compare: Any, size: tuple[int, int]) -> None:
     assert snap_compare(app, terminal_size=size, run_before=ready)
 
 
-def test_overview_database_down_80x24(snap_compare: Any) -> None:
+def test_overview_database_down_80x24(snap_compare: Any, db_dsn: str) -> None:
     down = DbHealthView(False, None, "connection refused", NOW.replace(minute=0, second=2), NOW)
     snapshot = replace(fixed_snapshot(), alerts=(), db=down, db_stats=None)
-    app, _, _ = build_app(DEAD_DSN, own_db=True, snapshot=snapshot)
+    app, _, _ = build_app(db_dsn, own_db=True, snapshot=snapshot)
 
     async def ready(pilot: Any) -> None:
         await wait_for(pilot, lambda: tiles_shown(app), what="tiles")
@@ -52,9 +51,9 @@ def test_overview_database_down_80x24(snap_compare: Any) -> None:
 @pytest.mark.parametrize(
     ("size", "endpoints"), [((80, 24), 5), ((80, 24), 6), ((120, 40), 12), ((100, 30), 8)]
 )
-async def test_nothing_is_cut(size: tuple[int, int], endpoints: int) -> None:
+async def test_nothing_is_cut(db_dsn: str, size: tuple[int, int], endpoints: int) -> None:
     """Every endpoint tile and every panel is whole on screen, with no scrolling needed."""
-    app, _, db = build_app(DEAD_DSN, snapshot=fixed_snapshot(critical=True, endpoints=endpoints))
+    app, _, db = build_app(db_dsn, snapshot=fixed_snapshot(critical=True, endpoints=endpoints))
     try:
         async with app.run_test(size=size) as pilot:
             await wait_for(pilot, lambda: tiles_shown(app), what="tiles")
