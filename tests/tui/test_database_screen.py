@@ -115,3 +115,21 @@ async def test_every_list_is_reachable_by_keys_at_80x24(db_dsn: str) -> None:
             assert app.focused is not None and app.focused.id == "db-sizes"
     finally:
         await db.close()
+
+
+async def test_database_down_says_activity_is_unknown() -> None:
+    app, _, db = build_app("postgresql://postgres@127.0.0.1:1/none", clock=None)
+    try:
+        async with app.run_test(size=(120, 40)) as pilot:
+            await pilot.press("6")
+            screen = app.screen
+            assert isinstance(screen, DatabaseScreen)
+            states = screen.query_one("#db-states", Static)
+            unknown = lambda: "activity unknown" in str(states.render())  # noqa: E731
+            await wait_for(pilot, unknown, within=10, what="activity unknown")
+            assert "database unreachable" in str(states.render())
+            health = screen.query_one("#db-health-line", Static)
+            await wait_for(pilot, lambda: "DOWN since" in str(health.render()), within=10, what="down")
+            assert screen.query_one("#db-locks", DataTable).row_count == 0
+    finally:
+        await db.close()
