@@ -344,7 +344,7 @@ class Database:
         try:
             async with self.acquire() as conn:
                 started = time.perf_counter()
-                await conn.fetchval("SELECT 1")
+                await conn.fetchval("SELECT /* opswatch */ 1")
                 rtt = (time.perf_counter() - started) * 1000
         except DatabaseUnavailable as exc:
             return DbHealth(False, None, exc.reason, exc.since or now, now)

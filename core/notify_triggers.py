@@ -143,7 +143,8 @@ async def change_token(db: Database, config: Config) -> tuple[int, ...]:
     d, e = tables.dlq, tables.events
     row = await db.fetchrow(
         f"""
-        SELECT (SELECT max({d.c("id")}) FROM {d.q}) AS d, (SELECT max({e.c("id")}) FROM {e.q}) AS e,
+        SELECT /* opswatch */
+               (SELECT max({d.c("id")}) FROM {d.q}) AS d, (SELECT max({e.c("id")}) FROM {e.q}) AS e,
                (SELECT coalesce(sum(n_tup_upd + n_tup_del), 0) FROM pg_stat_user_tables
                 WHERE relid IN (to_regclass($1), to_regclass($2))) AS changed
         """,

@@ -22,6 +22,11 @@ from core.triage.schema import AppTables
 TOP_GROUPS = 10
 SLOW_STATEMENTS = 10
 
+OWN_MARK = "/* opswatch */"
+"""Follows SELECT in opswatch's own statements on the app's tables and the catalogs, so that
+"slowest statements" can leave them out: pg_stat_statements keeps a comment inside a statement
+(not one before it), and it does not record the application_name."""
+
 
 class MetricQueryError(Exception):
     """A custom metric's SQL failed or returned something that is not one number."""
@@ -35,7 +40,7 @@ def dlq_summary_sql(tables: AppTables) -> tuple[str, str]:
     t = tables.dlq
     status, created, resolved = t.c("status"), t.c("created_at"), t.c("resolved_at")
     totals = f"""
-        SELECT
+        SELECT {OWN_MARK}
           (SELECT count(*) FROM {t.q} WHERE {status} = 'pending') AS pending,
           (SELECT EXTRACT(EPOCH FROM now() - min({created})::timestamptz)
              FROM {t.q} WHERE {status} = 'pending') AS oldest_age,
@@ -43,7 +48,8 @@ def dlq_summary_sql(tables: AppTables) -> tuple[str, str]:
           (SELECT count(*) FROM {t.q} WHERE {resolved} >= LOCALTIMESTAMP - interval '1 hour') AS outflow,
           (SELECT max({t.c("id")}) FROM {t.q}) AS max_id"""
     groups = f"""
-        SELECT {t.c("channel_id")} AS channel_id, {t.c("business_id")} AS business_id, count(*) AS n
+        SELECT {OWN_MARK}
+               {t.c("channel_id")} AS channel_id, {t.c("business_id")} AS business_id, count(*) AS n
         FROM {t.q} WHERE {status} = 'pending'
         GROUP BY GROUPING SETS (({t.c("channel_id")}), ({t.c("business_id")}))"""
     return totals, groups
@@ -53,7 +59,7 @@ def event_summary_sql(tables: AppTables) -> str:
     t = tables.events
     created = t.c("created_at")
     return f"""
-        SELECT {t.c("event_name")} AS event_name, {t.c("status")} AS status,
+        SELECT {OWN_MARK} {t.c("event_name")} AS event_name, {t.c("status")} AS status,
                LEAST(23, GREATEST(0, floor(
                    EXTRACT(EPOCH FROM LOCALTIMESTAMP - {created}) / 3600)))::int AS age_h,
                count(*) AS n,
@@ -79,7 +85,7 @@ async def _names(
             return {}
         platform = c.c("platform") if c.has("platform") else "NULL::text"
         rows = await conn.fetch(
-            f"SELECT {c.c('id')} AS id, {c.c('name')} AS name, {platform} AS platform "
+            f"SELECT {OWN_MARK} {c.c('id')} AS id, {c.c('name')} AS name, {platform} AS platform "
             f"FROM {c.q} WHERE {c.c('id')} = ANY($1::bigint[])",
             ids,
         )
@@ -89,7 +95,8 @@ async def _names(
         }
     b = tables.businesses
     rows = await conn.fetch(
-        f"SELECT {b.c('id')} AS id, {b.c('name')} AS name FROM {b.q} WHERE {b.c('id')} = ANY($1::bigint[])",
+        f"SELECT {OWN_MARK} {b.c('id')} AS id, {b.c('name')} AS name "
+        f"FROM {b.q} WHERE {b.c('id')} = ANY($1::bigint[])",
         ids,
     )
     return {r["id"]: display_text(r["name"], 80) for r in rows}
@@ -129,7 +136,9 @@ async def event_summary(db: Database, config: Config, tables: AppTables | None =
         max_id = (
             rows[0]["max_id"]
             if rows
-            else await conn.fetchval(f"SELECT max({tables.events.c('id')}) FROM {tables.events.q}")
+            else await conn.fetchval(
+                f"SELECT {OWN_MARK} max({tables.events.c('id')}) FROM {tables.events.q}"
+            )
         )
     hourly = [0] * 24
     tallies: dict[tuple[str, str], list[int]] = {}
@@ -155,9 +164,31 @@ async def event_summary(db: Database, config: Config, tables: AppTables | None =
 # --------------------------------------------------------------------------- server stats
 
 
-async def _slow_statements(conn: asyncpg.Connection) -> tuple[SlowStatement, ...] | None:
+_UTILITY = (
+    "create|alter|drop|comment|grant|revoke|set|reset|show|begin|start|commit|rollback|end|abort|"
+    "savepoint|release|prepare|deallocate|discard|listen|unlisten|checkpoint|close"
+)
+_DRIVER = (
+    r"typeinfo_tree|pg_advisory_unlock_all\(\)|pg_stat_statements|pg_advisory_(un)?lock"
+    r"|\mpg_(trigger|class|namespace|extension|database|roles|settings|locks|stat_activity)\M"
+    r"|^\s*select\s+(current_setting\(\$1\)\s+as\s+cur,\s*)?set_config\("
+)
+"""asyncpg's own type introspection and connection set-up and reset, run on opswatch's
+connections; catalog reads, advisory locks (migrations) and pg_stat_statements itself."""
+_NOT_THE_APPS = (
+    r" AND query !~* '\mopswatch(\M|_)'"
+    f" AND strpos(query, '{OWN_MARK}') = 0"
+    rf" AND query !~* '^\s*(/\*.*?\*/\s*)*({_UTILITY})\M' "
+    f" AND query !~* '{_DRIVER}' "
+)
+"""opswatch's own statements (its schema, its notify channel, its marked queries, its driver's) and
+utility statements (DDL, session and transaction control): not the app's query performance."""
+
+
+async def slow_statements(conn: asyncpg.Connection) -> tuple[SlowStatement, ...] | None:
+    """The app's slowest statements by mean time, None without pg_stat_statements."""
     schema = await conn.fetchval(
-        "SELECT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace "
+        f"SELECT {OWN_MARK} n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace "
         "WHERE e.extname = 'pg_stat_statements'"
     )
     if schema is None:
@@ -166,9 +197,9 @@ async def _slow_statements(conn: asyncpg.Connection) -> tuple[SlowStatement, ...
     for mean in ("mean_exec_time", "mean_time"):  # PostgreSQL >= 13, then older
         try:
             rows = await conn.fetch(
-                f"SELECT query, {mean} AS mean_ms, calls FROM {view} "
+                f"SELECT {OWN_MARK} query, {mean} AS mean_ms, calls FROM {view} "
                 "WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND calls > 0 "
-                f"ORDER BY {mean} DESC LIMIT {SLOW_STATEMENTS}"
+                f"{_NOT_THE_APPS} ORDER BY {mean} DESC LIMIT {SLOW_STATEMENTS}"
             )
         except asyncpg.UndefinedColumnError:
             continue
@@ -189,15 +220,16 @@ async def collect_db_stats(db: Database, config: Config) -> DbStats:
     app = [tables.dlq, tables.events, tables.businesses, tables.channels, tables.messages]
     async with db.acquire() as conn:
         head = await conn.fetchrow(
-            """
-            SELECT (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend') AS used,
+            f"""
+            SELECT {OWN_MARK}
+                   (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend') AS used,
                    current_setting('max_connections')::int AS max_conn,
                    pg_database_size(current_database()) AS db_bytes
             """
         )
         sizes = await conn.fetch(
-            """
-            SELECT n.nspname AS schema, c.relname AS name, pg_total_relation_size(c.oid) AS bytes
+            f"""
+            SELECT {OWN_MARK} n.nspname AS schema, c.relname AS name, pg_total_relation_size(c.oid) AS bytes
             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
             WHERE c.relkind IN ('r', 'p', 'm')
               AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg_toast%'
@@ -209,7 +241,7 @@ async def collect_db_stats(db: Database, config: Config) -> DbStats:
             [t.schema for t in app],
             [t.name for t in app],
         )
-        slow = await _slow_statements(conn)
+        slow = await slow_statements(conn)
     assert head is not None
     wanted = {(t.schema, t.name) for t in app}
     picked = [r for r in sizes if (r["schema"], r["name"]) in wanted]

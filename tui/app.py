@@ -70,7 +70,9 @@ PREBUILD = ("dead_letters", "events")
 PREBUILD_FALLBACK_S = 3.0
 PREBUILD_GAP_S = 0.1
 SETTLE_AFTER_S = 1.0
-STYLE_FILES = ("app.tcss", "overview.tcss", "tables.tcss", "triage.tcss", "modals.tcss", "wall.tcss")
+STYLE_FILES = (
+    "app.tcss", "overview.tcss", "tables.tcss", "database.tcss", "triage.tcss", "modals.tcss", "wall.tcss",
+)
 
 
 def style_paths() -> list[str | PurePath]:

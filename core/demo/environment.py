@@ -337,7 +337,8 @@ class DemoEnvironment:
             "alerts": {
                 "evaluation_interval": 1.0,
                 "group_wait": 1.0,
-                "repeat_interval": max(60.0, 3600.0 / s),
+                # Alertmanager's default: a still-firing alert is repeated every 4 (scenario) hours
+                "repeat_interval": max(60.0, 14400.0 / s),
                 "flapping": {"transitions": 4, "window": max(20.0, 600.0 / s)},
                 "rules": _rules(s),
             },
@@ -406,7 +407,9 @@ def _rules(speed: float) -> list[dict[str, Any]]:
          "description": "Response time above 2 s (warning) / 5 s (critical)", "depends_on": ["api-down"]},
         {"name": "error-rate", "metric": "endpoint.error_rate", "warning": 5, "critical": 10,
          "description": "Error rate above 5 % (warning) / 10 % (critical)",
-         # the window is still filling when the first burst starts: ride out its dip below 5 %
+         # sustained for longer than an outage plus the probe window: the errors a 7-minute outage
+         # leaves in the window fade before this fires (no "error-rate" right after "resolved")
+         "for": round(1200.0 / speed, 3),
          "recovery": 4, "recovery_samples": 3, "depends_on": ["api-down", "db-unreachable"]},
         {"name": "db-unreachable", "metric": "db.unreachable", "critical": 0,
          "description": "Database connection failures",

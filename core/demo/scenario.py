@@ -4,20 +4,24 @@ Scenario time runs ``speed`` times faster than real time (``t_scenario = t_real 
 so a "5 minute" outage lasts 10 real seconds at the default speed of 30. Phase *durations*
 compress; *latencies* do not: a 2.5 s slow response really takes 2.5 s.
 
-One cycle is 30 scenario minutes (60 s real at speed 30) and then repeats:
+One cycle is 5 scenario hours (10 real minutes at speed 30) and then repeats: a few incidents
+that each last long enough to be worth a message, then quiet, so the Slack channel reads like
+a real on-call day (about a dozen messages a cycle), not a stream operators learn to ignore:
 
-==================================  =======================  ================  =========================
-incident                            scenario time            real, speed 30    alert it is built to fire
-==================================  =======================  ================  =========================
-/api/v1/worker/steps down (503 +    0:15 - 7:00              0.5 s - 14 s      api-down (down > 5 min)
+=======================================  ==================  ================  =======================
+incident                                 scenario time       real, speed 30    alert it is built to fire
+=======================================  ==================  ================  =======================
+/api/v1/worker/steps down (503 +         0:15 - 7:00         0.5 s - 14 s      api-down (down > 5 min)
 dropped connections)
-/api/v1/sales slow (2.2 - 2.9 s)    0:30 - 4:30              1 s - 9 s         slow-response (> 2 s)
-/api/v1/products 1 in 13 -> 500     1:00 - 12:00             2 s - 24 s        error-rate warning (> 5 %)
-/api/v1/products 1 in 4 -> 500      12:00 - 17:00            24 s - 34 s       error-rate critical (> 10 %)
-==================================  =======================  ================  =========================
+/api/v1/sales slow (2.2 - 2.9 s)         0:30 - 4:30         1 s - 9 s         slow-response (> 2 s)
+/api/v1/products 1 in 13 -> 500          1:00 - 40:00        2 s - 80 s        error-rate warning (> 5 %)
+/api/v1/products 1 in 4 -> 500           40:00 - 55:00       80 s - 110 s      error-rate critical (> 10 %)
+/api/v1/sales slow for 1.5 min in every  2:30:00 - 2:48:00   300 s - 336 s     slow-response FLAPPING
+3 (latency flapping around 2 s)
+=======================================  ==================  ================  =======================
 
-At speed 30 the warning fires about 2 s after start and the critical "down" alert about 12 s
-after start (10 s of downtime = 5 scenario minutes); both resolve before 20 s.
+At speed 30 the critical "down" alert fires about 11 s after start and resolves at 14 s; the
+error-rate warning needs 20 (scenario) minutes above 5 % and fires at about 55 s.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from typing import Literal, NamedTuple
 DEFAULT_SPEED = 30.0
 """Compression that makes every built-in alert fire within 30 s of start."""
 DEFAULT_SEED = 1
-CYCLE_S = 1800.0
+CYCLE_S = 18000.0
 """Length of one scenario cycle, in scenario seconds."""
 DROP = 0
 """Status meaning "close the connection without answering"."""
@@ -72,17 +76,26 @@ class Incident:
     """slow: real response time range, seconds."""
     drop_share: float = 0.0
     """outage: share of requests whose connection is dropped instead of answered 503."""
+    pulse: tuple[float, float] | None = None
+    """(on, off) scenario seconds: the incident comes and goes within ``[start, end)`` (flapping)."""
 
     def active(self, t_cycle: float) -> bool:
-        return self.start <= t_cycle < self.end
+        if not self.start <= t_cycle < self.end:
+            return False
+        if self.pulse is None:
+            return True
+        on, off = self.pulse
+        return (t_cycle - self.start) % (on + off) < on
 
 
 TIMELINE: tuple[Incident, ...] = (
     Incident(WORKER_STEPS, "outage", 15.0, 420.0, "worker steps down (503, dropped connections)",
              drop_share=0.25),
     Incident(SALES, "slow", 30.0, 270.0, "sales slow (2.2-2.9 s)", slow_range=(2.2, 2.9)),
-    Incident(PRODUCTS, "errors", 60.0, 720.0, "products errors ~8 %", error_every=13),
-    Incident(PRODUCTS, "errors", 720.0, 1020.0, "products errors 25 %", error_every=4),
+    Incident(PRODUCTS, "errors", 60.0, 2400.0, "products errors ~8 %", error_every=13),
+    Incident(PRODUCTS, "errors", 2400.0, 3300.0, "products errors 25 %", error_every=4),
+    Incident(SALES, "slow", 9000.0, 10080.0, "sales latency flapping around 2 s", slow_range=(2.2, 2.9),
+             pulse=(90.0, 90.0)),
 )  # fmt: skip
 
 
@@ -168,9 +181,13 @@ class Scenario:
         """The timeline in real seconds at this speed, one incident a line."""
         lines = [f"scenario seed {self.seed}, speed {self.speed:g}x, cycle {self.cycle_real_s:g} s real"]
         for inc in self.timeline:
+            pulse = ""
+            if inc.pulse is not None:
+                on, off = (self.real_time(p) for p in inc.pulse)
+                pulse = f" ({on:g} s on, {off:g} s off)"
             lines.append(
                 f"  {self.real_time(inc.start):6.1f} s - {self.real_time(inc.end):6.1f} s  "
-                f"{inc.endpoint}: {inc.label}"
+                f"{inc.endpoint}: {inc.label}{pulse}"
             )
         return "\n".join(lines)
 

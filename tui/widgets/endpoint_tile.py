@@ -60,7 +60,8 @@ def tile_severity(view: EndpointView, t: Thresholds) -> Severity:
 class EndpointTile(Widget):
     """One widget, not a container of five: the overview shows 50 of these, and every widget
     costs on each redraw, style pass and screen switch. Lines from the top: title, latency,
-    uptime, error gauge, sparkline; uptime and gauge are left out when the tile is 3 lines high."""
+    uptime, error gauge, sparkline; a shorter tile leaves out the gauge (4 lines), then the
+    uptime (3), then the sparkline (2); a 1-line tile shows the latency after the title if it fits."""
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
         "endpoint-tile--title",
@@ -81,6 +82,7 @@ class EndpointTile(Widget):
         self._lines: tuple[Text, ...] = (safe(name, 60),)
         self._gauge: GaugeValue | None = None
         self._history: tuple[float, ...] = ()
+        self._latency: float | None = None
         self._strips: dict[int, tuple[object, Strip]] = {}
 
     @property
@@ -126,6 +128,7 @@ class EndpointTile(Widget):
         history = view.latency_history[-60:]
         if (lines, gauge, history) != (self._lines, self._gauge, self._history):
             self._lines, self._gauge, self._history = lines, gauge, history
+            self._latency = view.last_latency_ms
             self.refresh()
 
     def render_line(self, y: int) -> Strip:
@@ -158,21 +161,32 @@ class EndpointTile(Widget):
             text.stylize_before(title_style)
             return text
 
-        rows: list[tuple[object, Callable[[int], RenderableType]]] = [((lines[0], title_style), title)]
         if len(lines) == 1:
-            return rows
+            return [((lines[0], title_style), title)]
+        if height <= 1:
+
+            def compact(width: int) -> Text:
+                text = title(width)
+                latency = plain(f"  {fmt_ms(self._latency)}")
+                if self._latency is not None and text.cell_len + latency.cell_len <= width:
+                    text.append_text(latency)
+                return text
+
+            return [((lines[0], title_style, self._latency), compact)]
+        rows: list[tuple[object, Callable[[int], RenderableType]]] = [((lines[0], title_style), title)]
         rows.append((lines[1], lambda _w: lines[1].copy()))
-        if height >= 5:
+        if height >= 4:
             rows.append((lines[2], lambda _w: lines[2].copy()))
-            gauge = self._gauge
-            if gauge is not None:
-                palette = getattr(self.app, "palette", DEFAULT_PALETTE)
-                rows.append(((gauge, palette), lambda w: gauge_text(gauge, w, palette)))
-        spark_colors = (
-            self.get_component_rich_style("endpoint-tile--spark-min"),
-            self.get_component_rich_style("endpoint-tile--spark-max"),
-        )
-        rows.append(((self._history, spark_colors), self._sparkline))
+        gauge = self._gauge
+        if height >= 5 and gauge is not None:
+            palette = getattr(self.app, "palette", DEFAULT_PALETTE)
+            rows.append(((gauge, palette), lambda w: gauge_text(gauge, w, palette)))
+        if height >= 3:
+            spark_colors = (
+                self.get_component_rich_style("endpoint-tile--spark-min"),
+                self.get_component_rich_style("endpoint-tile--spark-max"),
+            )
+            rows.append(((self._history, spark_colors), self._sparkline))
         return rows
 
     def _sparkline(self, width: int) -> RenderableType:
