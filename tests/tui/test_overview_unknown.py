@@ -22,7 +22,8 @@ async def test_started_with_database_down_alerts_are_unknown_not_green() -> None
             assert isinstance(app.screen, OverviewScreen)
             down = lambda: app.snapshot.db is not None and not app.snapshot.db.up  # noqa: E731
             await wait_for(pilot, down, within=10, what="database down")
-            await wait_for(pilot, lambda: "UNKNOWN" in panel_text(app, "panel-alerts"), what="UNKNOWN alerts")
+            since = lambda: "database down since" in panel_text(app, "panel-alerts")  # noqa: E731
+            await wait_for(pilot, since, what="UNKNOWN alerts, database down since")
             alerts = app.screen.query_one("#panel-alerts", SparkTile)
             text = panel_text(app, "panel-alerts")
             assert "no active alerts" not in text and "✔" not in text

@@ -266,6 +266,9 @@ class TriageScreen(OpsScreen):
 
     def apply_snapshot(self, snapshot: Snapshot) -> None:
         key = self.summary_key(snapshot)
+        if key is None and self.page is not None:
+            # no backlog summary yet: the page may already be older than the first one to come
+            key = _RELOAD
         if key != self._summary_key:
             first = self._summary_key is None
             prefetched = self._summary_key is _RELOAD
