@@ -10,7 +10,6 @@ import asyncio
 import json
 import os
 import re
-import shutil
 import socket
 import sys
 import time
@@ -21,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
@@ -48,6 +46,7 @@ from core.snapshot import (
 )
 from core.triage import TriageService
 from core.triage.flows import MAX_EVENT_NAMES
+from tests.debian import debian_tool
 from tests.servers import FleetServer
 from tests.test_triage_support import add_dlq, add_events, reset_app, seed_base
 
@@ -403,28 +402,7 @@ async def test_run_headless_serves_metrics(db_dsn: str, tmp_path: Path) -> None:
 
 async def _promtool() -> str:
     """promtool (Debian package ``prometheus``), installed with apt-get when missing and root."""
-    found = shutil.which("promtool")
-    if found:
-        return found
-    if not hasattr(os, "geteuid") or os.geteuid() != 0:
-        pytest.skip("promtool is not installed and the tests do not run as root to apt-get install it")
-    if shutil.which("apt-get") is None:
-        pytest.skip("promtool is not installed and there is no apt-get to install it")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    detail = ""
-    install = ["apt-get", "install", "-y", "--no-install-recommends", "prometheus"]
-    for command in (install, ["apt-get", "update"], install):
-        proc = await asyncio.create_subprocess_exec(
-            *command, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
-        )
-        _, err = await proc.communicate()
-        detail = (err.decode(errors="replace").strip().splitlines() or [""])[-1]
-        if command[1] == "install" and proc.returncode == 0:
-            break
-    found = shutil.which("promtool")
-    if not found:
-        pytest.skip(f"promtool could not be installed with apt-get: {detail or 'unknown error'}")
-    return found
+    return await debian_tool("prometheus", "promtool")
 
 
 async def _run(*command: str, stdin: str = "") -> tuple[int, str]:

@@ -103,7 +103,8 @@ async def test_an_echoed_webhook_path_reaches_no_row_output_or_log(
     assert len(sink.received) == 2
     error_log = (logs / "error.log").read_text(encoding="utf-8")
     combined = (logs / "combined.log").read_text(encoding="utf-8")
-    assert f"notification {row['id']} (CRITICAL test: " in error_log and "to slack:critical dead after" in error_log
+    assert f"notification {row['id']} (CRITICAL test: " in error_log
+    assert "to slack:critical dead after" in error_log
     assert "no webhook for POST" in error_log
     assert_clean(error_log, "error.log")
     assert_clean(combined, "combined.log")

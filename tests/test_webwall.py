@@ -13,7 +13,6 @@ import contextlib
 import json
 import os
 import re
-import shutil
 import socket
 import sys
 import time
@@ -27,6 +26,7 @@ import pytest
 import pytest_asyncio
 import yaml
 
+from tests.debian import debian_tool
 from tests.servers import FleetServer
 from tui.webwall import COOKIE, TOKEN_ENV
 
@@ -233,28 +233,8 @@ async def test_no_auth_must_be_explicit_and_bad_flags_fail_cleanly(config_path: 
 
 
 async def _chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found:
-        return found
-    if not hasattr(os, "geteuid") or os.geteuid() != 0:
-        pytest.skip("chromium is not installed and the tests do not run as root to apt-get install it")
-    if shutil.which("apt-get") is None:
-        pytest.skip("chromium is not installed and there is no apt-get to install it")
-    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    detail = ""
-    install = ["apt-get", "install", "-y", "--no-install-recommends", "chromium"]
-    for command in (install, ["apt-get", "update"], install):
-        proc = await asyncio.create_subprocess_exec(
-            *command, env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE
-        )
-        _, err = await proc.communicate()
-        detail = (err.decode(errors="replace").strip().splitlines() or [""])[-1]
-        if command[1] == "install" and proc.returncode == 0:
-            break
-    found = shutil.which("chromium")
-    if not found:
-        pytest.skip(f"chromium could not be installed with apt-get: {detail or 'unknown error'}")
-    return found
+    """chromium (Debian package ``chromium``), installed with apt-get when missing and root."""
+    return await debian_tool("chromium", "chromium", "chromium-browser")
 
 
 class DevTools:
