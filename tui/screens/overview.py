@@ -35,6 +35,7 @@ MIN_TILE_WIDTH = 30
 """Narrowest endpoint tile: name, state and down age on one line."""
 TILE_HEIGHTS = (3, 4, 5, 6, 7)
 MAX_COLUMNS = 6
+WALL_TILE_HEIGHTS = (8, 5)  # styles/wall.tcss: Screen.-wall (and .-short) #endpoint-grid
 
 
 def alert_line(alert: AlertView, age: str) -> Text:
@@ -138,19 +139,32 @@ class OverviewScreen(OpsScreen):
         if self.applied is not None:  # panel bodies fit their new height
             self.call_after_refresh(self.receive, self.applied, force=True)
 
+    def _wall_columns(self) -> int:
+        for n in range(1, MAX_COLUMNS + 1):
+            if self.has_class(f"-cols-{n}"):
+                return n
+        return 2  # styles/overview.tcss: #endpoint-grid grid-size
+
     def _set_columns(self, columns: int) -> None:
         for n in range(1, MAX_COLUMNS + 1):
             self.set_class(n == columns, f"-cols-{n}")
 
     def _fit_tiles(self) -> None:
         """Endpoint tiles reflow and shrink so that all of them show without scrolling, if they can."""
-        if self.ops.wall or not self._scroll.is_mounted:
+        if not self._scroll.is_mounted:
             return
         region = self._scroll.region
         key = (region.width, region.height, len(self._tiles))
         if key == self._fitted or region.height <= 0:
             return
         self._fitted = key
+        if self.ops.wall:
+            # the wall keeps its tall tiles; when they all fit, their rows share the whole height
+            columns = self._wall_columns()
+            rows = -(-max(len(self._tiles), 1) // columns)
+            tile = WALL_TILE_HEIGHTS[1] if self.has_class("-short") else WALL_TILE_HEIGHTS[0]
+            self.set_class(rows * tile <= region.height, "-wall-fill")
+            return
         width = region.width - 2  # the scroll area's padding
         columns, height = fit_grid(len(self._tiles), width, region.height, max(1, width // TILE_WIDTH))
         self._set_columns(columns)
