@@ -38,6 +38,9 @@ COLUMNS = (
     ("down", "Down since"),
     ("error", "Last error"),
 )
+VALUE_WIDTHS = {  # widest formatted value: a column never shrinks below it ("9999ms", "100.00%", "12d03h")
+    "latency": 6, "p50": 6, "p95": 6, "p99": 6, "errors": 6, "up1h": 7, "up24h": 7, "down": 6,
+}  # fmt: skip
 WALL_COLUMNS = ("name", "state", "health", "latency", "p95", "errors", "up24h", "down")
 """The wall shows fewer columns: readable from afar, and a cheaper redraw."""
 
@@ -70,7 +73,8 @@ class EndpointsScreen(OpsScreen):
         table = self.query_one(PagedTable)
         for key, label in COLUMNS:
             if key in self._keys:
-                table.add_column(label, key=key)
+                width = VALUE_WIDTHS.get(key)
+                table.add_column(label, key=key, width=None if width is None else max(width, len(label)))
         table.focus()
 
     @property
