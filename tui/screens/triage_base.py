@@ -284,12 +284,15 @@ class TriageScreen(OpsScreen):
     async def load_page(
         self, cursor: Cursor | None, *, to_end: bool = False, keep_cursor: bool = False
     ) -> None:
+        seen = self.summary_key(self.ops.snapshot)
         page = await self.fetch_page(cursor)
         if cursor is not None and not page.rows and keep_cursor:
             cursor = None
             page = await self.fetch_page(None)
         self.cursor = cursor
         self.page = page
+        if self._summary_key is None:  # no summary applied yet: the next one is compared with this
+            self._summary_key = _RELOAD if seen is None else seen
         self.page_loads += 1
         self._render_page(keep_cursor=keep_cursor, to_end=to_end)
 
