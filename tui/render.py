@@ -16,7 +16,7 @@ from rich.text import Text
 from textual.color import Color, ColorParseError
 
 from core.safe_text import display_text, first_line
-from core.snapshot import EndpointState, Severity
+from core.snapshot import DbHealthView, EndpointState, Severity
 
 DISPLAY_TZ: tzinfo | None = None
 """Time zone for clock values; ``None`` is the local zone (tests pin it to UTC)."""
@@ -217,3 +217,12 @@ def fmt_hhmm(dt: datetime | None) -> str:
 
 def fmt_when(dt: datetime | None) -> str:
     return "—" if dt is None else local(dt).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def alerts_unknown(db: DbHealthView | None) -> str | None:
+    """Why the alert list may be incomplete (alert state lives in the database), or None."""
+    if db is None:
+        return "checking the database..."
+    if db.up:
+        return None
+    return f"database down since {fmt_clock(db.down_since or db.checked_at)}"

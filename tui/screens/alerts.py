@@ -25,6 +25,7 @@ from core.snapshot import AlertView, Severity, Snapshot
 from tui.keymap import bind
 from tui.render import (
     age_between,
+    alerts_unknown,
     fmt_age,
     fmt_when,
     local,
@@ -103,13 +104,6 @@ def _when(at: datetime | None, now: datetime) -> str:
     if when.date() == today.date():
         return when.strftime("%H:%M:%S")
     return when.strftime("%m-%d %H:%M" if when.year == today.year else "%Y-%m-%d %H:%M")
-
-
-def _unknown(snapshot: Snapshot) -> str:
-    """Why the alert state cannot be trusted now ("" when it can)."""
-    if snapshot.db is None:
-        return "database not reached yet"
-    return "" if snapshot.db.up else "database unreachable"
 
 
 def _counts(alerts: list[AlertView]) -> tuple[int, int, int]:
@@ -235,7 +229,7 @@ class AlertsScreen(OpsScreen):
 
     def _show_head(self, snapshot: Snapshot, alerts: list[AlertView]) -> None:
         """Counts by state in the section title (and big on the wall); unknown is never green."""
-        unknown = _unknown(snapshot)
+        unknown = alerts_unknown(snapshot.db)
         critical, warning, pending = _counts(alerts)
         head = Text(end="")
         if unknown:

@@ -9,13 +9,13 @@ from textual import events
 from textual.app import ComposeResult
 from textual.containers import Grid, VerticalScroll
 
-from core.snapshot import AlertView, DbHealthView, EndpointView, Severity, Snapshot
+from core.snapshot import AlertView, EndpointView, Severity, Snapshot
 from tui.render import (
     Palette,
     age_between,
+    alerts_unknown,
     fmt_age,
     fmt_bytes,
-    fmt_clock,
     fmt_count,
     fmt_ms,
     plain,
@@ -57,13 +57,6 @@ def alert_line(alert: AlertView, age: str) -> Text:
     return text
 
 
-def alerts_unknown(db: DbHealthView | None) -> str | None:
-    """Why the alert list may be incomplete (alert state lives in the database), or None."""
-    if db is None:
-        return "checking the database..."
-    if db.up:
-        return None
-    return f"database down since {fmt_clock(db.down_since or db.checked_at)}"
 
 
 def not_green(severity: Severity) -> Severity:
