@@ -64,13 +64,18 @@ class EventsScreen(TriageScreen):
     def triage(self) -> TriageService:
         return self.ops.monitor.triage
 
+    def __init__(self) -> None:
+        super().__init__()
+        self._tallies = PagedTable(id="events-tallies")
+        """Held, not queried: a snapshot or mount may come while the screen is still composing."""
+
     def compose_extra(self) -> ComposeResult:
         with Horizontal(id="events-top"):
-            yield PagedTable(id="events-tallies")
+            yield self._tallies
             yield SparkTile("Failures per hour, last 24 h", spark=True, id="events-trend")
 
     def on_mount(self) -> None:
-        tallies = self.query_one("#events-tallies", PagedTable)
+        tallies = self._tallies
         tallies.can_focus = False
         tallies.cursor_type = "none"
         tallies.add_column("Event", key="event")
@@ -95,7 +100,7 @@ class EventsScreen(TriageScreen):
             )
             for t in summary.tallies
         ]
-        self.query_one("#events-tallies", PagedTable).sync(rows)
+        self._tallies.sync(rows)
         limit = self.ops.event_threshold
         severity = Severity.WARNING if limit is not None and summary.last_hour > limit else Severity.OK
         body = plain(f"last hour {summary.last_hour:,}  last 24 h {summary.last_24h:,}")
