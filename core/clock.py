@@ -1,0 +1,14 @@
+"""The one clock type of the core: an injectable ``() -> aware UTC datetime``, so tests can move time."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+__all__ = ["Clock", "utcnow"]
+
+Clock = Callable[[], datetime]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
