@@ -14,61 +14,28 @@ from core.alerting.planner import Plan, Planner
 from core.config import Config
 from core.notify.base import epoch_ms
 from core.rules import AlertRecord
+from tests.test_alerting import API_DOWN, DB_DOWN, ERROR_RATE, SLOW, down
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-API_DOWN: dict[str, Any] = {
-    "name": "api-down",
-    "metric": "endpoint.down_for",
-    "critical": 0,
-    "for": 60,
-    "description": "Endpoint down",
-}
-ERROR_RATE: dict[str, Any] = {
-    "name": "error-rate",
-    "metric": "endpoint.error_rate",
-    "warning": 5,
-    "critical": 10,
-    "depends_on": ["api-down", "db-unreachable"],
-}
-DB_DOWN: dict[str, Any] = {"name": "db-unreachable", "metric": "db.unreachable", "critical": 0}
-SLOW: dict[str, Any] = {
-    "name": "slow",
-    "metric": "endpoint.latency_ms",
-    "warning": 2000,
-    "critical": 5000,
-    "recovery": 1500,
-}
+
+
+# ep0..ep8 belong to service "api", ep9 to "pay" (as in tests/test_alerting.py)
+ENDPOINTS = [{"name": f"ep{i}", "url": f"http://127.0.0.1:9/ep{i}", "service": "api"} for i in range(9)]
+ENDPOINTS.append({"name": "ep9", "url": "http://127.0.0.1:9/ep9", "service": "pay"})
 
 
 def make_config(
     *, api_for: float = 60, group_wait: float = 0, repeat: float = 3600, rules: Any = None
 ) -> Config:
-    return Config.model_validate(
-        {
-            "endpoints": [
-                {"name": f"ep{i}", "url": f"http://127.0.0.1:9/ep{i}", "service": "pay" if i == 9 else "api"}
-                for i in range(10)
-            ],
-            "alerts": {
-                "group_wait": group_wait,
-                "repeat_interval": repeat,
-                "flapping": {"transitions": 4, "window": 600},
-                "rules": rules
-                if rules is not None
-                else [API_DOWN | {"for": api_for}, ERROR_RATE, DB_DOWN, SLOW],
-            },
-        }
-    )
+    """The rules of tests/test_alerting.py; no notification channel (the planner sends nothing)."""
+    rules = [API_DOWN | {"for": api_for}, ERROR_RATE, DB_DOWN, SLOW] if rules is None else rules
+    flapping = {"transitions": 4, "window": 600}
+    alerts = {"group_wait": group_wait, "repeat_interval": repeat, "flapping": flapping, "rules": rules}
+    return Config.model_validate({"endpoints": ENDPOINTS, "alerts": alerts})
 
 
 def at(seconds: float) -> datetime:
     return T0 + timedelta(seconds=seconds)
-
-
-def down(*eps: int, seconds: float = 100, up: Any = ()) -> list[MetricSample]:
-    return [MetricSample("endpoint.down_for", f"ep{i}", seconds) for i in eps] + [
-        MetricSample("endpoint.down_for", f"ep{i}", 0.0) for i in up
-    ]
 
 
 class Run:

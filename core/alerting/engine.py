@@ -45,6 +45,14 @@ class _LeaseLost(Exception):
     pass
 
 
+def _logged(plan: Plan) -> Plan:
+    for n in plan.notifications:
+        if n.kind == "firing":
+            kind = "grouped" if n.grouped else "firing"
+            logger.debug("announcing {} {} alert(s) as {}", len(n.alerts), n.severity, kind)
+    return plan
+
+
 _STATE_ORDER = {"firing": 0, "flapping": 1, "pending": 2, "resolved": 3}
 _REACHABILITY_METRICS = frozenset({"db.unreachable", "db.down_for"})
 
@@ -183,7 +191,7 @@ class AlertEngine:
                 await self._reload(now, status.version)
             if not status.leader:
                 return []
-            plan = self._plan(self._records, self._silences, values, now)
+            plan = _logged(self._planner.plan(self._records, self._silences, values, now))
             if not plan.changed:
                 return []
             return await self._commit(plan, values, now)
@@ -206,7 +214,7 @@ class AlertEngine:
         if not self._offline_noted:
             self._offline_noted = True
             logger.warning("database unreachable: evaluating alerts in memory, notifying directly")
-        plan = self._plan(self._records, self._silences, values, now)
+        plan = _logged(self._planner.plan(self._records, self._silences, values, now))
         if not plan.changed:
             return []
         items = [item for n in plan.notifications for item in items_for(n, self._notifiers)]
@@ -319,24 +327,10 @@ class AlertEngine:
             self.on_enqueued()
         if not leader:
             return []
-        plan = self._plan(self._records, self._silences, values, now)
+        plan = _logged(self._planner.plan(self._records, self._silences, values, now))
         if not plan.changed:
             return []
         return await self._commit(plan, values, now)
-
-    def _plan(
-        self,
-        records: Mapping[Key, AlertRecord],
-        silences: tuple[Silence, ...],
-        values: Mapping[Key, float],
-        now: datetime,
-    ) -> Plan:
-        plan = self._planner.plan(records, silences, values, now)
-        for n in plan.notifications:
-            if n.kind == "firing":
-                kind = "grouped" if n.grouped else "firing"
-                logger.debug("announcing {} {} alert(s) as {}", len(n.alerts), n.severity, kind)
-        return plan
 
     async def _commit(self, plan: Plan, values: Mapping[Key, float], now: datetime) -> list[AlertChange]:
         silences = self._silences
@@ -347,7 +341,7 @@ class AlertEngine:
                     raise _LeaseLost
                 if version != self._version:
                     records, silences = await read_state(conn, now)
-                    plan = self._plan(records, silences, values, now)
+                    plan = _logged(self._planner.plan(records, silences, values, now))
                 if plan.changed:
                     await self._write(conn, plan)
                     version = await next_version(conn)

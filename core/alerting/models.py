@@ -62,16 +62,11 @@ class Silence:
         return (self.rule is None or self.rule == rule) and (self.scope is None or self.scope == scope)
 
 
-@dataclass(frozen=True)
-class HistoryEntry:
+@dataclass(frozen=True, slots=True)
+class HistoryEntry(AlertChange):
+    """A stored :class:`AlertChange`: its row id and the instance that decided it."""
+
     id: int
-    at: datetime
-    rule: str
-    scope: str
-    from_state: str
-    to_state: str
-    severity: str | None
-    value: float | None
     instance: str | None
 
 

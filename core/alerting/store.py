@@ -229,15 +229,15 @@ async def read_history(
     )
     return [
         HistoryEntry(
-            int(r["id"]),
-            r["at"],
             r["rule"],
             r["scope"],
             r["from_state"],
             r["to_state"],
             r["severity"],
             r["value"],
-            r["instance"],
+            r["at"],
+            id=int(r["id"]),
+            instance=r["instance"],
         )
         for r in rows
     ]
