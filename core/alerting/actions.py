@@ -10,8 +10,15 @@ from typing import Any
 
 import asyncpg
 
-from core.alerting import store
 from core.alerting.models import ENGINE_NAME, AlertActionResult, HistoryEntry, Silence, alert_target
+from core.alerting.store import (
+    alert_for_update,
+    cancel_silence,
+    insert_silence,
+    mark_acknowledged,
+    read_history,
+    read_silences,
+)
 from core.audit import write_audit
 from core.clock import utcnow
 from core.config import Config
@@ -73,7 +80,7 @@ class AlertActions:
         queued = 0
         async with self.db.transaction() as conn:
             await bump_version(conn, ENGINE_NAME)
-            row = await store.alert_for_update(conn, rule, scope)
+            row = await alert_for_update(conn, rule, scope)
             if row is None or row["state"] not in (PENDING, FIRING):
                 state = "not active" if row is None else row["state"]
                 result = AlertActionResult("skipped", f"{target} is {state}; nothing to acknowledge", target)
@@ -82,7 +89,7 @@ class AlertActions:
                     "skipped", f"{target} is already acknowledged by {row['acknowledged_by']}", target
                 )
             else:
-                await store.acknowledge(conn, rule, scope, self.actor)
+                await mark_acknowledged(conn, rule, scope, self.actor)
                 if row["state"] == FIRING and row["last_notified_at"] is not None:
                     queued = len(await enqueue(conn, self._acknowledgement(rule, scope, row)))
                 result = AlertActionResult("applied", f"acknowledged {target}", target)
@@ -124,7 +131,7 @@ class AlertActions:
             raise ValueError(f"unknown rule {rule!r}")
         async with self.db.transaction() as conn:
             await bump_version(conn, ENGINE_NAME)
-            silence = await store.insert_silence(conn, rule, scope, duration_s, reason, self.actor)
+            silence = await insert_silence(conn, rule, scope, duration_s, reason, self.actor)
             await self._audit(
                 conn, "silence.create", "silence", "applied", target_ids=[silence.id],
                 target_key=alert_target(rule or "*", scope or ""), reason=reason,
@@ -137,7 +144,7 @@ class AlertActions:
         target = f"silence #{silence_id}"
         async with self.db.transaction() as conn:
             await bump_version(conn, ENGINE_NAME)
-            if await store.cancel_silence(conn, silence_id, self.actor):
+            if await cancel_silence(conn, silence_id, self.actor):
                 result = AlertActionResult("applied", f"cancelled {target}", target, silence_id)
             else:
                 result = AlertActionResult("skipped", f"{target} is not active", target, silence_id)
@@ -199,11 +206,11 @@ class AlertActions:
         self, limit: int = 100, *, rule: str | None = None, scope: str | None = None
     ) -> list[HistoryEntry]:
         async with self.db.acquire() as conn:
-            return await store.read_history(conn, limit, rule, scope)
+            return await read_history(conn, limit, rule, scope)
 
     async def outbox(self, status: str | None = None, limit: int = 100) -> list[OutboxEntry]:
         return await list_outbox(self.db, status, limit)
 
     async def silences(self, active_only: bool = True) -> list[Silence]:
         async with self.db.acquire() as conn:
-            return await store.read_silences(conn, active_only)
+            return await read_silences(conn, active_only)

@@ -17,12 +17,12 @@ from core.rules import AlertRecord
 from core.safe_text import display_text
 
 __all__ = [
-    "acknowledge",
     "alert_for_update",
     "cancel_silence",
     "history_key",
     "insert_history",
     "insert_silence",
+    "mark_acknowledged",
     "next_version",
     "read_history",
     "read_silences",
@@ -165,7 +165,7 @@ async def alert_for_update(conn: asyncpg.Connection, rule: str, scope: str) -> a
     return row
 
 
-async def acknowledge(conn: asyncpg.Connection, rule: str, scope: str, actor: str) -> None:
+async def mark_acknowledged(conn: asyncpg.Connection, rule: str, scope: str, actor: str) -> None:
     await conn.execute(
         """UPDATE opswatch.alert_state
            SET acknowledged_by = $3, acknowledged_at = clock_timestamp(),
