@@ -1,8 +1,9 @@
 """Alerting: rules -> persisted alert state -> notifications in the outbox.
 
 ``models`` (what is exchanged), ``planner`` (the pure decisions), ``store`` (the SQL), ``engine``
-(lease, offline decisions, evaluation), ``offline`` (spooled decisions merged back), ``actions``
-(operator actions). The names other modules import are re-exported here.
+(lease, offline decisions, evaluation), ``offline`` (spooled decisions merged back), ``views``
+(what the screens show), ``actions`` (operator actions). The names other modules import are
+re-exported here.
 """
 
 from core.alerting.actions import AlertActions

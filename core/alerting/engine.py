@@ -24,6 +24,7 @@ from core.alerting.models import ENGINE_NAME, AlertChange, Key, MetricSample, Si
 from core.alerting.offline import UNKNOWN_BEFORE, change_line, merge
 from core.alerting.planner import Plan, Planner
 from core.alerting.store import insert_history, next_version, read_state, upsert_records
+from core.alerting.views import alert_views
 from core.clock import Clock, utcnow
 from core.config import Config
 from core.db import Database, DatabaseUnavailable
@@ -33,9 +34,8 @@ from core.notify.offline import OfflineEntry, OfflineOutbox
 from core.notify.outbox import enqueue, items_for
 from core.notify.registry import notifiers_for
 from core.notify.render import describe
-from core.rules import OK, PENDING, AlertRecord, format_threshold, format_value
-from core.safe_text import display_text
-from core.snapshot import AlertView, Severity
+from core.rules import PENDING, AlertRecord
+from core.snapshot import AlertView
 from core.spool import Spool, SpooledItem, SpoolFile, fingerprint, item_json, read_spools, record_json, remove
 
 __all__ = ["AlertEngine"]
@@ -53,7 +53,6 @@ def _logged(plan: Plan) -> Plan:
     return plan
 
 
-_STATE_ORDER = {"firing": 0, "flapping": 1, "pending": 2, "resolved": 3}
 _REACHABILITY_METRICS = frozenset({"db.unreachable", "db.down_for"})
 
 
@@ -377,37 +376,7 @@ class AlertEngine:
 
     def active(self) -> list[AlertView]:
         """Pending, firing, flapping and recently resolved alerts, worst first."""
-        views: list[AlertView] = []
-        for key, rec in self._records.items():
-            if rec.state == OK and not rec.flapping:
-                continue
-            rule = self._planner.rules.get(rec.rule)
-            if rule is None:
-                continue
-            unit = self._planner.unit(rule)
-            value = self._values.get(key, rec.value)
-            severity = rec.severity or rec.notified_severity or "warning"
-            threshold = format_threshold(rule, severity, unit)
-            summary = f"{rule.description or rule.name}: {format_value(value, unit, rule.metric)}"
-            views.append(
-                AlertView(
-                    rule=rec.rule,
-                    scope=rec.scope,
-                    state="flapping" if rec.flapping else rec.state,
-                    severity=Severity(severity),
-                    value=value,
-                    threshold=rec.threshold,
-                    since=rec.since,
-                    summary=f"{summary} (threshold {threshold})" if threshold else summary,
-                    acknowledged_by=None
-                    if rec.acknowledged_by is None
-                    else display_text(rec.acknowledged_by, 100),
-                    silenced=rec.silenced,
-                    suppressed_by=rec.suppressed_by,
-                )
-            )
-        views.sort(key=lambda v: (_STATE_ORDER.get(v.state, 9), -v.severity.rank, v.since, v.rule, v.scope))
-        return views
+        return alert_views(self._planner, self._records, self._values)
 
     def silences(self, now: datetime | None = None) -> list[Silence]:
         moment = now or self.clock()
