@@ -25,7 +25,7 @@ from core.db import Database, DatabaseUnavailable
 from core.notify.base import Notifier, SendResult, log_fields
 from core.notify.offline import OfflineEntry, OfflineOutbox
 from core.notify.outbox import ClaimedRow, claim, mark_delivered, mark_failed, outbox_summary, prune_delivered
-from core.notify.registry import build_notifiers, destinations, send_timeout
+from core.notify.registry import destinations, notifiers_for, send_timeout
 from core.snapshot import OutboxSummary
 
 __all__ = ["MAX_RETRY_AFTER_S", "Deliverer", "retry_delay"]
@@ -65,7 +65,7 @@ class Deliverer:
             limits=httpx.Limits(max_connections=20, max_keepalive_connections=10),
             follow_redirects=False,
         )
-        self.notifiers = dict(notifiers) if notifiers is not None else build_notifiers(config, self.http)
+        self.notifiers = notifiers_for(config, notifiers, self.http)
         self.targets = destinations(self.notifiers)
         # A live sender must never lose its lease mid-request, or the row could go out twice.
         self.lease_s = max(self.settings.lease, send_timeout(config) + 1.0)

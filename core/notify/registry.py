@@ -13,7 +13,7 @@ from core.notify.pagerduty import PagerDutyNotifier
 from core.notify.slack import SlackNotifier
 from core.notify.webhook import WebhookNotifier
 
-__all__ = ["build_notifiers", "destinations", "send_timeout"]
+__all__ = ["build_notifiers", "destinations", "notifiers_for", "send_timeout"]
 
 
 def build_notifiers(config: Config, http: httpx.AsyncClient | None = None) -> dict[str, Notifier]:
@@ -29,6 +29,16 @@ def build_notifiers(config: Config, http: httpx.AsyncClient | None = None) -> di
     if cfg.webhook:
         notifiers["webhook"] = WebhookNotifier(cfg.webhook, http)
     return notifiers
+
+
+def notifiers_for(
+    config: Config | None, given: Mapping[str, Notifier] | None = None, http: httpx.AsyncClient | None = None
+) -> dict[str, Notifier]:
+    """The notifiers a component works with: ``given`` (shared by its owner, or a test's) if any,
+    else those ``config`` enables (none without a configuration)."""
+    if given is not None:
+        return dict(given)
+    return build_notifiers(config, http) if config is not None else {}
 
 
 def destinations(notifiers: Mapping[str, Notifier]) -> dict[str, str]:

@@ -251,10 +251,10 @@ class FakeAlerts:
         self.calls.append((name, args))
 
     async def acknowledge(self, rule: str, scope: str) -> Any:
-        from core.alerting import ActionResult
+        from core.alerting import AlertActionResult
 
         self._record("acknowledge", rule, scope)
-        return ActionResult("applied", f"acknowledged {rule}", rule)
+        return AlertActionResult("applied", f"acknowledged {rule}", rule)
 
     async def silence(self, rule: str | None, scope: str | None, duration_s: float, reason: str) -> Any:
         from core.alerting import Silence
@@ -263,10 +263,10 @@ class FakeAlerts:
         return Silence(1, rule, scope, NOW, NOW + timedelta(seconds=duration_s), reason, "tester", NOW)
 
     async def resend(self, outbox_id: int) -> Any:
-        from core.alerting import ActionResult
+        from core.alerting import AlertActionResult
 
         self._record("resend", outbox_id)
-        return ActionResult("applied", f"re-queued #{outbox_id}", str(outbox_id), outbox_id)
+        return AlertActionResult("applied", f"re-queued #{outbox_id}", str(outbox_id), outbox_id)
 
     async def send_test(self, severity: str) -> tuple[int, ...]:
         self._record("send_test", severity)

@@ -17,7 +17,7 @@ from core.durations import parse_duration
 from core.errors import ReadOnlyError
 from core.notify.delivery import Deliverer
 from core.notify.outbox import STATUSES, OutboxEntry, entries
-from core.notify.registry import build_notifiers
+from core.notify.registry import notifiers_for
 from tui.commands.common import (
     UsageError,
     load_config_for,
@@ -132,7 +132,7 @@ def _describe(entry: OutboxEntry) -> str:
 def _test(args: argparse.Namespace) -> int:
     config = load_config_for(args)
     require_dsn(config)
-    notifiers = build_notifiers(config)
+    notifiers = notifiers_for(config)
     if not any(n.routes(args.severity) for n in notifiers.values()):
         raise UsageError(
             f"no notification channel takes {args.severity} alerts: configure notifications.slack,"

@@ -19,7 +19,7 @@ from textual.containers import Horizontal, Vertical
 from textual.notifications import SeverityLevel
 from textual.widgets import DataTable, Static
 
-from core.alerting import AlertActions
+from core.alerting import AlertActionResult, AlertActions
 from core.notify.outbox import OutboxEntry
 from core.snapshot import AlertView, Severity, Snapshot
 from tui.keymap import bind
@@ -464,7 +464,7 @@ class AlertsScreen(OpsScreen):
                 self.ops.report("no notification route takes warnings: nothing queued", severity="warning")
             await self._after()
 
-    def _tell(self, result: Any) -> None:
+    def _tell(self, result: AlertActionResult) -> None:
         severity: SeverityLevel = "information" if result.outcome == "applied" else "warning"
         self.ops.report(f"{result.outcome}: {result.message}", severity=severity)
 
