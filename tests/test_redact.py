@@ -11,7 +11,11 @@ import pytest
 from core.redact import (
     MASK,
     clear_secrets,
+    dsn_keyword_password,
     is_sensitive_key,
+    mask_dsn,
+    mask_url,
+    mask_url_credentials,
     redact,
     register_secret,
     registered_secret_count,
@@ -359,3 +363,58 @@ def test_scrub_leaves_other_objects() -> None:
     marker = object()
     assert scrub(marker) is marker
     assert scrub(42) == 42
+
+
+# --------------------------------------------------------------------------- URLs and DSNs
+
+
+@pytest.mark.parametrize(
+    ("url", "masked"),
+    [
+        ("https://hooks.slack.com/services/T000/B000/XXXX", "https://hooks.slack.com/services/***"),
+        ("https://hooks.slack.com/services", "https://hooks.slack.com/services"),
+        ("https://example.com/hook?token=abc", "https://example.com/hook/***"),
+        ("https://user:pw@example.com/a/b", "https://user:***@example.com/a/***"),
+        ("https://k3y@o1.ingest.sentry.io/42", "https://***@o1.ingest.sentry.io/42"),
+        ("https://example.com", "https://example.com"),
+        ("not a url", "***"),
+    ],
+)
+def test_mask_url(url: str, masked: str) -> None:
+    assert mask_url(url) == masked
+
+
+@pytest.mark.parametrize(
+    ("dsn", "masked"),
+    [
+        ("postgres://ops:secret@db/pos", "postgres://ops:***@db/pos"),
+        ("postgresql://ops@db:5432/pos", "postgresql://ops@db:5432/pos"),
+        (
+            "postgresql://ops@db/pos?password=secret&sslmode=require",
+            "postgresql://ops@db/pos?password=***&sslmode=require",
+        ),
+        ("host=db user=ops password=secret dbname=pos", "host=db user=ops password=*** dbname=pos"),
+        ("host=db password='se cret' dbname=pos", "host=db password=*** dbname=pos"),
+    ],
+)
+def test_mask_dsn(dsn: str, masked: str) -> None:
+    assert mask_dsn(dsn) == masked
+
+
+def test_mask_url_credentials_keeps_the_url_readable() -> None:
+    assert (
+        mask_url_credentials("https://a:b@x.io/p?api_key=1&page=2")
+        == "https://a:***@x.io/p?api_key=***&page=2"
+    )
+
+
+@pytest.mark.parametrize(
+    ("dsn", "password"),
+    [
+        ("host=db user=ops password=secret dbname=pos", "secret"),
+        ("host=db password='se cret' dbname=pos", "se cret"),
+        ("host=db user=ops dbname=pos", None),
+    ],
+)
+def test_dsn_keyword_password(dsn: str, password: str | None) -> None:
+    assert dsn_keyword_password(dsn) == password

@@ -18,10 +18,10 @@ from typing import Any
 
 import httpx
 
-from core.config import WebhookConfig, is_secret_header
+from core.config import WebhookConfig
 from core.notify.base import Notification, Rendered, SendResult, parse_retry_after, target_id
 from core.notify.render import alert_json, compose, inert, plain_text
-from core.redact import MASK, redact, register_secret
+from core.redact import MASK, is_secret_header, redact, register_secret
 from core.safe_text import display_text, first_line, inert_json
 
 __all__ = ["WEBHOOK_VERSION", "WebhookNotifier", "idempotency_key", "post_json", "render_webhook"]
