@@ -619,16 +619,6 @@ class AlertRule(_Model):
             raise LocatedValueError(("depends_on",), "a rule cannot depend on itself")
         return self
 
-    def breached(self, value: float, threshold: float) -> bool:
-        """``value op threshold``."""
-        if self.op == ">":
-            return value > threshold
-        if self.op == ">=":
-            return value >= threshold
-        if self.op == "<":
-            return value < threshold
-        return value <= threshold
-
 
 def _rule(name: str, metric: str, description: str, **kw: Any) -> AlertRule:
     return AlertRule.model_validate({"name": name, "metric": metric, "description": description, **kw})

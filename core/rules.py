@@ -24,6 +24,7 @@ __all__ = [
     "Step",
     "advance",
     "applies_to",
+    "breached",
     "format_duration_human",
     "format_threshold",
     "format_value",
@@ -46,11 +47,22 @@ def severity_rank(severity: str | None) -> int:
     return _RANK.get(severity or "", 0)
 
 
+def breached(rule: AlertRule, value: float, threshold: float) -> bool:
+    """``value op threshold`` with the rule's comparison."""
+    if rule.op == ">":
+        return value > threshold
+    if rule.op == ">=":
+        return value >= threshold
+    if rule.op == "<":
+        return value < threshold
+    return value <= threshold
+
+
 def severity_for(rule: AlertRule, value: float) -> str | None:
     """The worst severity whose threshold ``value`` breaches, or None."""
-    if rule.critical is not None and rule.breached(value, rule.critical):
+    if rule.critical is not None and breached(rule, value, rule.critical):
         return "critical"
-    if rule.warning is not None and rule.breached(value, rule.warning):
+    if rule.warning is not None and breached(rule, value, rule.warning):
         return "warning"
     return None
 
@@ -69,7 +81,7 @@ def recovered(rule: AlertRule, value: float) -> bool:
     if edge is None:
         edge = rule.warning if rule.warning is not None else rule.critical
     assert edge is not None  # the config model guarantees a threshold
-    return not rule.breached(value, edge)
+    return not breached(rule, value, edge)
 
 
 def applies_to(rule: AlertRule, scope: str) -> bool:
