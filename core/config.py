@@ -44,6 +44,7 @@ from core.config_loader import (
     validation_error,
 )
 from core.durations import format_duration, format_size, parse_duration, parse_size
+from core.logging import LEVELS, normalise_level
 from core.redact import (
     MASK,
     dsn_keyword_password,
@@ -82,7 +83,6 @@ __all__ = [
     "WallConfig",
     "WebhookConfig",
     "default_config",
-    "effective_log_level",
     "find_config_path",
     "is_secret_header",
     "load_config",
@@ -225,12 +225,12 @@ def _check_url_auth(owner: str, url: str | None, headers: Mapping[str, str], key
 
 
 def _log_level(value: object) -> object:
+    """The same spellings as ``LOG_LEVEL`` (:func:`core.logging.resolve_level`)."""
     if not isinstance(value, str):
         return value
-    level = value.strip().upper()
-    level = {"WARN": "WARNING", "FATAL": "CRITICAL"}.get(level, level)
-    if level not in _LOG_LEVELS:
-        raise ValueError(f"invalid log level {value!r} (one of {', '.join(_LOG_LEVELS).lower()})")
+    level = normalise_level(value)
+    if level is None:
+        raise ValueError(f"invalid log level {value!r} (one of {', '.join(LEVELS).lower()})")
     return level
 
 
@@ -315,7 +315,6 @@ StatusSet = Annotated[frozenset[int], BeforeValidator(_status_codes), PlainSeria
 HttpMethod = Annotated[
     Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"], BeforeValidator(_method)
 ]
-_LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")
 LogLevel = Annotated[str, BeforeValidator(_log_level)]
 JsonScalar = str | int | float | bool | None
 
@@ -1175,18 +1174,6 @@ def find_config_path(cli_path: str | None, env: Mapping[str, str] = os.environ) 
         xdg = str(Path(home) / ".config")
     user = Path(xdg) / "opswatch" / "config.yaml"
     return user if user.is_file() else None
-
-
-def effective_log_level(cfg: Config | LoggingConfig, env: Mapping[str, str] = os.environ) -> str:
-    """``LOG_LEVEL`` from the environment if set, else the configured level (loguru level names)."""
-    level = cfg.logging.level if isinstance(cfg, Config) else cfg.level
-    override = env.get("LOG_LEVEL", "").strip()
-    if not override:
-        return level
-    try:
-        return str(_log_level(override))
-    except ValueError as exc:
-        raise ConfigError("environment", None, "LOG_LEVEL", str(exc)) from None
 
 
 class _EffectiveDumper(yaml.SafeDumper):

@@ -66,6 +66,7 @@ __all__ = [
     "LEVELS",
     "LogBuffer",
     "LogLine",
+    "normalise_level",
     "reset_logging",
     "resolve_level",
     "setup_logging",
@@ -88,7 +89,8 @@ _JSON_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
 # --------------------------------------------------------------------------- levels
 
 
-def _normalise_level(name: str) -> str | None:
+def normalise_level(name: str) -> str | None:
+    """The canonical name of a level spelling (``warn`` -> ``WARNING``), None if unknown."""
     upper = name.strip().upper()
     upper = _ALIASES.get(upper, upper)
     return upper if upper in _LEVEL_NO else None
@@ -103,10 +105,10 @@ def resolve_level(configured: str, env: Mapping[str, str]) -> str:
     """
     override = env.get("LOG_LEVEL", "")
     if override and override.strip():
-        resolved = _normalise_level(override)
+        resolved = normalise_level(override)
         if resolved is not None:
             return resolved
-    resolved = _normalise_level(configured)
+    resolved = normalise_level(configured)
     if resolved is None:
         raise ValueError(f"unknown log level {configured!r}; expected one of {', '.join(LEVELS)}")
     return resolved
@@ -424,7 +426,7 @@ def setup_logging(
 
     warnings: list[str] = []
     raw_env_level = environ.get("LOG_LEVEL", "")
-    if raw_env_level.strip() and _normalise_level(raw_env_level) is None:
+    if raw_env_level.strip() and normalise_level(raw_env_level) is None:
         warnings.append(f"ignoring invalid LOG_LEVEL={raw_env_level.strip()!r}; using level {resolved}")
 
     buffer = LogBuffer(buffer_size)

@@ -23,7 +23,6 @@ from core.config import (
     Endpoint,
     LoggingConfig,
     default_config,
-    effective_log_level,
     find_config_path,
     load_config,
     loads_config,
@@ -31,6 +30,7 @@ from core.config import (
 )
 from core.config_loader import iter_errors
 from core.durations import format_duration, format_size, parse_duration, parse_size
+from core.logging import resolve_level
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(__file__).parent / "data" / "config"
@@ -734,13 +734,15 @@ def test_database_columns_and_tables(tmp_path: Path) -> None:
 def test_log_level_normalised_and_env_override() -> None:
     config = loads_config("logging:\n  level: warn\n", env={})
     assert config.logging.level == "WARNING"
-    assert effective_log_level(config, {}) == "WARNING"
-    assert effective_log_level(config, {"LOG_LEVEL": "debug"}) == "DEBUG"
-    assert effective_log_level(LoggingConfig(), {"LOG_LEVEL": ""}) == "INFO"
+    assert resolve_level(config.logging.level, {}) == "WARNING"
+    assert resolve_level(config.logging.level, {"LOG_LEVEL": "debug"}) == "DEBUG"
+    assert resolve_level(LoggingConfig().level, {"LOG_LEVEL": ""}) == "INFO"
+    # an unknown LOG_LEVEL is ignored (setup_logging logs a warning), the configured level holds
+    assert resolve_level(config.logging.level, {"LOG_LEVEL": "chatty"}) == "WARNING"
     with pytest.raises(ConfigError) as info:
-        effective_log_level(config, {"LOG_LEVEL": "verbose"})
+        loads_config("logging:\n  level: chatty\n", source="opswatch.yaml", env={})
     assert str(info.value) == (
-        "environment: LOG_LEVEL: invalid log level 'verbose' "
+        "opswatch.yaml:2: logging.level: invalid log level 'chatty' "
         "(one of trace, debug, info, success, warning, error, critical)"
     )
 
