@@ -24,11 +24,11 @@ from core.config import (
     LoggingConfig,
     default_config,
     find_config_path,
+    iter_errors,
     load_config,
     loads_config,
     render_effective,
 )
-from core.config_loader import iter_errors
 from core.durations import format_duration, format_size, parse_duration, parse_size
 from core.logging import resolve_level
 

@@ -7,8 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from core.config import ConfigError, load_config, secret_values
-from core.config_loader import iter_errors
+from core.config import ConfigError, iter_errors, load_config, secret_values
 from core.redact import clear_secrets, redact, register_secret
 from tui.cli import main
 
