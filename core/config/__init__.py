@@ -28,7 +28,7 @@ from core.config.notifications import (
     WebhookConfig,
 )
 from core.config.render import render_effective
-from core.config.secrets import secret_values
+from core.config.secrets import header_secrets, secret_values
 from core.config.sections import (
     Config,
     DatabaseConfig,
@@ -80,6 +80,7 @@ __all__ = [
     "default_config",
     "find_config_path",
     "format_key",
+    "header_secrets",
     "is_secret_header",
     "iter_errors",
     "load_config",

@@ -8,9 +8,9 @@ from urllib.parse import parse_qsl, urlsplit
 from pydantic import BaseModel
 
 from core.config.types import Secret
-from core.redact import dsn_keyword_password, is_secret_header
+from core.redact import MIN_SECRET_LENGTH, dsn_keyword_password, is_secret_header
 
-__all__ = ["secret_values"]
+__all__ = ["header_secrets", "secret_values"]
 
 
 def secret_values(model: BaseModel) -> Iterator[str]:
@@ -34,14 +34,22 @@ def secret_values(model: BaseModel) -> Iterator[str]:
                     yield from secret_values(item)
 
 
+def header_secrets(headers: Mapping[str, str]) -> list[str]:
+    """Credential header values, and the token alone (``Bearer <token>``)."""
+    values: list[str] = []
+    for name, value in headers.items():
+        if is_secret_header(str(name)) and value:
+            values.append(str(value))
+            token = str(value).split()[-1]
+            if token != value and len(token) >= MIN_SECRET_LENGTH:
+                values.append(token)
+    return values
+
+
 def _secrets_of(kind: str, value: object) -> Iterator[str]:
     if isinstance(value, Mapping):
-        for header, text in value.items():
-            if kind == "headers" and is_secret_header(str(header)) and text:
-                yield str(text)
-                token = str(text).split()[-1]
-                if token != text:
-                    yield token
+        if kind == "headers":
+            yield from header_secrets(value)
         return
     if not isinstance(value, str) or not value:
         return
