@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import pickle
 import re
-import textwrap
 import typing
 from pathlib import Path
 from typing import Any
@@ -31,22 +30,10 @@ from core.config import (
 )
 from core.durations import format_duration, format_size, parse_duration, parse_size
 from core.logging import resolve_level
+from tests.config_support import DATA, SECRETS, error_of, write
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = Path(__file__).parent / "data" / "config"
 EXAMPLE = ROOT / "config.example.yaml"
-
-
-def write(tmp_path: Path, text: str, name: str = "opswatch.yaml") -> Path:
-    path = tmp_path / name
-    path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
-    return path
-
-
-def error_of(path: Path, env: dict[str, str] | None = None) -> ConfigError:
-    with pytest.raises(ConfigError) as info:
-        load_config(path, env=env or {})
-    return info.value
 
 
 # --------------------------------------------------------------------------- the required bad-input cases
@@ -693,12 +680,6 @@ def test_find_config_path_defaults_to_home_dot_config(
 # --------------------------------------------------------------------------- render_effective
 
 
-SECRETS = [
-    "s3cret-db", "k3y-in-query", "t0ken-header", "k3y-header", "sl4ck-critical", "sl4ck-default",
-    "pd-r0uting", "smtp-passw0rd", "w3bhook-path", "w3bhook-token", "r3play-token", "s3ntrykey",
-]  # fmt: skip
-
-
 def test_render_effective_masks_every_secret() -> None:
     config = load_config(DATA / "secrets.yaml", env={})
     text = render_effective(config)
@@ -783,12 +764,7 @@ ONE_LINE_ERRORS = [
         id="wrong_type_boolean",
     ),
     pytest.param(
-        """
-        endpoints:
-          - name: health
-            url: http://127.0.0.1:3000/test/health
-            interval: 0s
-        """,
+        "endpoints:\n  - name: health\n    url: http://127.0.0.1:3000/test/health\n    interval: 0s\n",
         ":4: endpoints[0].interval: must be greater than zero, got '0s'",
         id="zero_interval",
     ),
@@ -815,11 +791,7 @@ ONE_LINE_ERRORS = [
         id="negative_for_duration",
     ),
     pytest.param(
-        """
-        endpoints:
-          - name: health
-            url: htp://127.0.0.1:3000/test/health
-        """,
+        "endpoints:\n  - name: health\n    url: htp://127.0.0.1:3000/test/health\n",
         ":3: endpoints[0].url: invalid URL 'htp://127.0.0.1:3000/test/***': must start with http:// or https://",
         id="invalid_url",
     ),

@@ -2,40 +2,20 @@
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from pydantic import BaseModel
 
-from core.config import ConfigError, iter_errors, load_config, secret_values
+from core.config import iter_errors, load_config, secret_values
 from core.notify.email import EmailNotifier
 from core.notify.pagerduty import PagerDutyNotifier
 from core.notify.slack import SlackNotifier
 from core.notify.webhook import WebhookNotifier
 from core.redact import clear_secrets, redact, register_secret, registered_secret_count
+from tests.config_support import DATA, SECRETS, error_of, write
 from tui.cli import main
-
-DATA = Path(__file__).parent / "data" / "config"
-# every secret planted in data/config/secrets.yaml
-SECRETS = [
-    "s3cret-db", "k3y-in-query", "t0ken-header", "k3y-header", "sl4ck-critical", "sl4ck-default",
-    "pd-r0uting", "smtp-passw0rd", "w3bhook-path", "w3bhook-token", "r3play-token", "s3ntrykey",
-]  # fmt: skip
-
-
-def write(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "opswatch.yaml"
-    path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
-    return path
-
-
-def error_of(path: Path, env: dict[str, str] | None = None) -> ConfigError:
-    with pytest.raises(ConfigError) as info:
-        load_config(path, env=env or {})
-    return info.value
-
 
 # --------------------------------------------------------------------------- secret values in errors
 
