@@ -5,14 +5,13 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import pydantic
 
 from core.config.errors import ConfigError
 from core.config.explain import validation_error
 from core.config.sections import Config
-from core.config.source import parse_yaml, read_yaml
+from core.config.source import YamlDocument, parse_yaml, read_yaml
 
 __all__ = ["default_config", "find_config_path", "load_config", "loads_config"]
 
@@ -20,16 +19,17 @@ __all__ = ["default_config", "find_config_path", "load_config", "loads_config"]
 def load_config(path: Path | str, env: Mapping[str, str] | None = None) -> Config:
     """Read and validate a config file; bad input raises :class:`ConfigError`."""
     doc = read_yaml(Path(path), os.environ if env is None else env)
-    return _validate(doc.data, doc)
+    return _validate(doc)
 
 
 def loads_config(text: str, source: str = "<string>", env: Mapping[str, str] | None = None) -> Config:
     """Like :func:`load_config` for YAML text; ``source`` names it in error messages."""
     doc = parse_yaml(text, source, os.environ if env is None else env)
-    return _validate(doc.data, doc)
+    return _validate(doc)
 
 
-def _validate(data: Any, doc: Any) -> Config:
+def _validate(doc: YamlDocument) -> Config:
+    data = doc.data
     if not isinstance(data, dict):
         found = type(data).__name__ if data is not None else "nothing"
         raise ConfigError(
