@@ -25,7 +25,7 @@ from pydantic import (
 
 from core.config.errors import LocatedValueError
 from core.durations import format_duration, format_size, parse_duration, parse_size
-from core.logging import LEVELS, normalise_level
+from core.log_levels import LEVELS, normalise_level
 from core.redact import MASK, is_secret_header, mask_dsn, mask_url, mask_url_credentials, redact
 
 __all__ = [
