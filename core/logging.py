@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from loguru import logger
 
+from core.log_levels import LEVEL_NO, LEVELS, normalise_level, resolve_level
 from core.redact import redact, scrub
 from core.safe_text import display_text
 
@@ -66,6 +67,7 @@ __all__ = [
     "LEVELS",
     "LogBuffer",
     "LogLine",
+    "normalise_level",
     "reset_logging",
     "resolve_level",
     "setup_logging",
@@ -73,9 +75,6 @@ __all__ = [
 
 DEFAULT_ROTATION = 5 * 1024 * 1024
 DEFAULT_RETENTION = 5
-LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")
-_ALIASES = {"WARN": "WARNING", "FATAL": "CRITICAL", "ERR": "ERROR", "VERBOSE": "DEBUG"}
-_LEVEL_NO = {"TRACE": 5, "DEBUG": 10, "INFO": 20, "SUCCESS": 25, "WARNING": 30, "ERROR": 40, "CRITICAL": 50}
 
 # Key under record["extra"] where the patcher leaves its precomputed output.
 _INTERNAL = "_opswatch"
@@ -83,33 +82,6 @@ _RESERVED = frozenset({"timestamp", "level", "message", "service", "environment"
 # Characters json.dumps(ensure_ascii=False) leaves raw but which a terminal running
 # `tail -f combined.log` could interpret (C1 controls) or reorder (bidi controls).
 _JSON_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
-
-
-# --------------------------------------------------------------------------- levels
-
-
-def _normalise_level(name: str) -> str | None:
-    upper = name.strip().upper()
-    upper = _ALIASES.get(upper, upper)
-    return upper if upper in _LEVEL_NO else None
-
-
-def resolve_level(configured: str, env: Mapping[str, str]) -> str:
-    """The effective level name: ``env["LOG_LEVEL"]`` when set and valid, else ``configured``.
-
-    Names are case-insensitive; ``warn`` and ``fatal`` are accepted (Winston spelling).
-    An invalid ``LOG_LEVEL`` is ignored (:func:`setup_logging` logs a warning); an
-    invalid ``configured`` level raises :class:`ValueError`.
-    """
-    override = env.get("LOG_LEVEL", "")
-    if override and override.strip():
-        resolved = _normalise_level(override)
-        if resolved is not None:
-            return resolved
-    resolved = _normalise_level(configured)
-    if resolved is None:
-        raise ValueError(f"unknown log level {configured!r}; expected one of {', '.join(LEVELS)}")
-    return resolved
 
 
 # --------------------------------------------------------------------------- ring buffer
@@ -424,7 +396,7 @@ def setup_logging(
 
     warnings: list[str] = []
     raw_env_level = environ.get("LOG_LEVEL", "")
-    if raw_env_level.strip() and _normalise_level(raw_env_level) is None:
+    if raw_env_level.strip() and normalise_level(raw_env_level) is None:
         warnings.append(f"ignoring invalid LOG_LEVEL={raw_env_level.strip()!r}; using level {resolved}")
 
     buffer = LogBuffer(buffer_size)
@@ -461,7 +433,7 @@ def _add_file_sinks(
     directory: Path, level: str, rotation: int, retention: int, common: dict[str, Any]
 ) -> str | None:
     added: list[int] = []
-    error_level = level if _LEVEL_NO[level] > _LEVEL_NO["ERROR"] else "ERROR"
+    error_level = level if LEVEL_NO[level] > LEVEL_NO["ERROR"] else "ERROR"
     options: dict[str, Any] = {
         "format": _file_format,
         "rotation": rotation,

@@ -26,7 +26,7 @@ from loguru import logger
 from core.aio import wait_event
 from core.alerting import AlertActions, AlertEngine, MetricSample
 from core.audit import default_actor
-from core.config import Config, mask_url
+from core.config import Config
 from core.db import Database, DatabaseUnavailable
 from core.logging import LogBuffer
 from core.metrics import endpoint_metrics, global_metrics
@@ -34,6 +34,7 @@ from core.notify.delivery import Deliverer
 from core.notify_triggers import ChangeWatcher
 from core.probe_store import ProbeStore
 from core.probes import ProbeSample, ProbeScheduler, ProbeSpec, specs_from_config
+from core.redact import mask_url
 from core.safe_text import display_text
 from core.snapshot import (
     DbHealthView,

@@ -39,12 +39,17 @@ import threading
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
-from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlsplit
+from urllib.parse import parse_qsl, quote, quote_plus, unquote, urlencode, urlsplit, urlunsplit
 
 __all__ = [
     "MASK",
     "clear_secrets",
+    "dsn_keyword_password",
+    "is_secret_header",
     "is_sensitive_key",
+    "mask_dsn",
+    "mask_url",
+    "mask_url_credentials",
     "redact",
     "register_secret",
     "registered_secret_count",
@@ -450,3 +455,74 @@ def _mask_value(value: Any) -> Any:
     if value is None or (isinstance(value, str | bytes | list | tuple | dict | set) and not value):
         return value
     return MASK
+
+
+# --------------------------------------------------------------------------- URLs and DSNs
+
+_SECRET_NAME = re.compile(r"auth|token|secret|key|passw|pwd|cookie|signature|credential|session", re.I)
+_DSN_KEYWORD_PASSWORD = re.compile(r"(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", re.I)
+
+
+def is_secret_header(name: str) -> bool:
+    """True for header or parameter names that carry credentials (Authorization, X-Api-Key, ...)."""
+    return bool(_SECRET_NAME.search(name))
+
+
+def _mask_userinfo(netloc: str) -> str:
+    if "@" not in netloc:
+        return netloc
+    userinfo, host = netloc.rsplit("@", 1)
+    user, has_password, _ = userinfo.partition(":")
+    return f"{user}:{MASK}@{host}" if has_password else f"{MASK}@{host}"
+
+
+def mask_url(url: str) -> str:
+    """Keep scheme, host and the first path segment; mask credentials and everything else.
+
+    ``https://hooks.slack.com/services/T0/B1/xyz -> https://hooks.slack.com/services/***``.
+    """
+    try:
+        parts = urlsplit(url.strip())
+    except ValueError:
+        return MASK
+    if not parts.scheme or not parts.netloc:
+        return MASK
+    netloc = _mask_userinfo(parts.netloc)
+    segments = parts.path.split("/")[1:]
+    first = segments[0] if segments else ""
+    hidden = any(segments[1:]) or bool(parts.query) or bool(parts.fragment)
+    path = f"/{first}" if first else ""
+    if hidden:
+        path += f"/{MASK}"
+    elif parts.path.endswith("/") and len(segments) > 1:
+        path += "/"
+    return f"{parts.scheme}://{netloc}{path}"
+
+
+def mask_url_credentials(url: str) -> str:
+    """Mask only a URL's password and secret-looking query values; the rest stays readable."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return MASK
+    query = parts.query
+    if query:
+        pairs = parse_qsl(query, keep_blank_values=True)
+        query = urlencode([(k, MASK if is_secret_header(k) else v) for k, v in pairs], safe="*")
+    netloc = parts.netloc
+    if "@" in netloc and ":" in netloc.rsplit("@", 1)[0]:
+        netloc = _mask_userinfo(netloc)
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def mask_dsn(dsn: str) -> str:
+    """``postgres://ops:secret@db/pos -> postgres://ops:***@db/pos``; keyword DSNs get ``password=***``."""
+    if "://" not in dsn:
+        return _DSN_KEYWORD_PASSWORD.sub(lambda m: m.group(1) + MASK, dsn)
+    return mask_url_credentials(dsn)
+
+
+def dsn_keyword_password(dsn: str) -> str | None:
+    """The password of a keyword DSN (``host=db password='s3cret'``), unquoted; None if absent."""
+    match = _DSN_KEYWORD_PASSWORD.search(dsn)
+    return match.group(2).strip("'") if match else None

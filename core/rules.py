@@ -11,6 +11,7 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import Any
 
 from core.config import AlertRule, FlappingConfig
 
@@ -24,6 +25,7 @@ __all__ = [
     "Step",
     "advance",
     "applies_to",
+    "breached",
     "format_duration_human",
     "format_threshold",
     "format_value",
@@ -46,11 +48,22 @@ def severity_rank(severity: str | None) -> int:
     return _RANK.get(severity or "", 0)
 
 
+def breached(rule: AlertRule, value: float, threshold: float) -> bool:
+    """``value op threshold`` with the rule's comparison."""
+    if rule.op == ">":
+        return value > threshold
+    if rule.op == ">=":
+        return value >= threshold
+    if rule.op == "<":
+        return value < threshold
+    return value <= threshold
+
+
 def severity_for(rule: AlertRule, value: float) -> str | None:
     """The worst severity whose threshold ``value`` breaches, or None."""
-    if rule.critical is not None and rule.breached(value, rule.critical):
+    if rule.critical is not None and breached(rule, value, rule.critical):
         return "critical"
-    if rule.warning is not None and rule.breached(value, rule.warning):
+    if rule.warning is not None and breached(rule, value, rule.warning):
         return "warning"
     return None
 
@@ -69,7 +82,7 @@ def recovered(rule: AlertRule, value: float) -> bool:
     if edge is None:
         edge = rule.warning if rule.warning is not None else rule.critical
     assert edge is not None  # the config model guarantees a threshold
-    return not rule.breached(value, edge)
+    return not breached(rule, value, edge)
 
 
 def applies_to(rule: AlertRule, scope: str) -> bool:
@@ -126,16 +139,7 @@ def advance(rec: AlertRecord, rule: AlertRule, value: float, now: datetime, flap
         if severity is None:
             return Step(rec)
         if rule.for_ > 0:
-            pending = replace(
-                rec,
-                state=PENDING,
-                severity=severity,
-                value=value,
-                threshold=threshold_for(rule, severity),
-                since=now,
-                started_at=now,
-                good_samples=0,
-            )
+            pending = _breach(rec, rule, PENDING, severity, value, now, started_at=now)
             return Step(pending, (rec.state, PENDING))
         return _fire(rec, rule, severity, value, now, flap, started_at=now)
     if rec.state == PENDING:
@@ -152,6 +156,31 @@ def advance(rec: AlertRecord, rule: AlertRule, value: float, now: datetime, flap
     return _while_firing(rec, rule, severity, value, now, flap)
 
 
+def _breach(
+    rec: AlertRecord,
+    rule: AlertRule,
+    state: str,
+    severity: str,
+    value: float,
+    now: datetime,
+    *,
+    started_at: datetime,
+    **changes: Any,
+) -> AlertRecord:
+    """``rec`` entering ``state`` (pending or firing) for a breach at ``severity``."""
+    return replace(
+        rec,
+        state=state,
+        severity=severity,
+        value=value,
+        threshold=threshold_for(rule, severity),
+        since=now,
+        started_at=started_at,
+        good_samples=0,
+        **changes,
+    )
+
+
 def _fire(
     rec: AlertRecord,
     rule: AlertRule,
@@ -162,23 +191,21 @@ def _fire(
     *,
     started_at: datetime,
 ) -> Step:
-    fired = replace(
+    fired = _breach(
         rec,
-        state=FIRING,
-        severity=severity,
-        value=value,
-        threshold=threshold_for(rule, severity),
-        since=now,
+        rule,
+        FIRING,
+        severity,
+        value,
+        now,
         started_at=started_at,
         fired_at=now,
         resolved_at=None,
-        good_samples=0,
         repeat_count=0,
         acknowledged_by=None,
         acknowledged_at=None,
     )
-    fired, started = _count_flip(fired, now, flap)
-    return Step(fired, (rec.state, FIRING), flapping_started=started)
+    return _flipped(fired, (rec.state, FIRING), now, flap)
 
 
 def _while_firing(
@@ -199,8 +226,7 @@ def _while_firing(
             acknowledged_at=None,
             eligible_since=None,
         )
-        done, started = _count_flip(done, now, flap)
-        return Step(done, (FIRING, RESOLVED), flapping_started=started)
+        return _flipped(done, (FIRING, RESOLVED), now, flap)
     if severity is None or severity == rec.severity:  # inside the hysteresis band, or unchanged
         return Step(replace(rec, good_samples=0) if rec.good_samples else rec)
     escalated = rec.severity if severity_rank(severity) > severity_rank(rec.severity) else None
@@ -208,6 +234,12 @@ def _while_firing(
         rec, severity=severity, threshold=threshold_for(rule, severity), value=value, good_samples=0
     )
     return Step(changed, escalated_from=escalated)
+
+
+def _flipped(new: AlertRecord, moved: tuple[str, str], now: datetime, flap: FlappingConfig) -> Step:
+    """A move into firing or resolved, counted towards flapping."""
+    counted, started = _count_flip(new, now, flap)
+    return Step(counted, moved, flapping_started=started)
 
 
 def _count_flip(rec: AlertRecord, now: datetime, flap: FlappingConfig) -> tuple[AlertRecord, bool]:

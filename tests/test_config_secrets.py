@@ -2,35 +2,20 @@
 
 from __future__ import annotations
 
-import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
-from core.config import ConfigError, load_config, secret_values
-from core.config_loader import iter_errors
-from core.redact import clear_secrets, redact, register_secret
+from core.config import iter_errors, load_config, secret_values
+from core.notify.email import EmailNotifier
+from core.notify.pagerduty import PagerDutyNotifier
+from core.notify.slack import SlackNotifier
+from core.notify.webhook import WebhookNotifier
+from core.redact import clear_secrets, redact, register_secret, registered_secret_count
+from tests.config_support import DATA, SECRETS, error_of, write
 from tui.cli import main
-
-DATA = Path(__file__).parent / "data" / "config"
-# every secret planted in data/config/secrets.yaml
-SECRETS = [
-    "s3cret-db", "k3y-in-query", "t0ken-header", "k3y-header", "sl4ck-critical", "sl4ck-default",
-    "pd-r0uting", "smtp-passw0rd", "w3bhook-path", "w3bhook-token", "r3play-token", "s3ntrykey",
-]  # fmt: skip
-
-
-def write(tmp_path: Path, text: str) -> Path:
-    path = tmp_path / "opswatch.yaml"
-    path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
-    return path
-
-
-def error_of(path: Path, env: dict[str, str] | None = None) -> ConfigError:
-    with pytest.raises(ConfigError) as info:
-        load_config(path, env=env or {})
-    return info.value
-
 
 # --------------------------------------------------------------------------- secret values in errors
 
@@ -121,6 +106,31 @@ def test_secret_values_come_from_the_config_types() -> None:
             assert secret not in redact(dump), secret
         # a webhook's path alone, as a receiver may echo it, is masked too
         assert "w3bhook-path" not in redact("no webhook for POST /hooks/abc/w3bhook-path")
+    finally:
+        clear_secrets()
+
+
+def test_each_notifier_registers_what_its_section_types_name() -> None:
+    """The notifiers find their secrets the one way, through ``secret_values`` of their section."""
+    n = load_config(DATA / "secrets.yaml", env={}).notifications
+    cases: list[tuple[Callable[[], object], BaseModel, tuple[str, ...]]] = [
+        (lambda: SlackNotifier(n.slack), n.slack, ("sl4ck-critical", "sl4ck-default")),
+        (lambda: PagerDutyNotifier(n.pagerduty), n.pagerduty, ("pd-r0uting",)),
+        (lambda: EmailNotifier(n.email), n.email, ("smtp-passw0rd",)),
+        (lambda: WebhookNotifier(n.webhook), n.webhook[0], ("w3bhook-path", "w3bhook-token")),
+    ]
+    try:
+        for build, section, planted in cases:
+            clear_secrets()
+            for value in secret_values(section):
+                register_secret(value)
+            by_type = registered_secret_count()
+            clear_secrets()
+            assert all(redact(f"got {secret} back") == f"got {secret} back" for secret in planted)
+            build()
+            assert registered_secret_count() == by_type > 0
+            for secret in planted:
+                assert secret not in redact(f"got {secret} back"), secret
     finally:
         clear_secrets()
 

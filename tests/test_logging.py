@@ -16,8 +16,10 @@ from typing import Any
 import pytest
 from loguru import logger
 
-from core.logging import LogBuffer, LogLine, reset_logging, resolve_level, setup_logging
+from core.config import default_config, loads_config
+from core.logging import LEVELS, LogBuffer, LogLine, reset_logging, resolve_level, setup_logging
 from core.redact import clear_secrets, register_secret
+from tui.commands.runtime import start_observability
 
 ROOT = Path(__file__).resolve().parent.parent
 DSN = "postgres://ops:Pg-Secret-1@db.internal/pos"
@@ -329,6 +331,32 @@ def test_invalid_log_level_env_is_reported() -> None:
     logger.debug("hidden")
     (warning,) = buffer.snapshot()
     assert warning.level == "WARNING" and "LOG_LEVEL='chatty'" in warning.message
+
+
+def _lowest_recorded_level(buffer: LogBuffer) -> str:
+    for name in LEVELS:
+        logger.log(name, "level probe {}", name)
+    return next(line.level for line in buffer.snapshot() if line.message.startswith("level probe "))
+
+
+@pytest.mark.parametrize(
+    "spelling", ["trace", "Debug", " info ", "success", "warn", "WARNING", "err", "fatal", "verbose"]
+)
+def test_config_level_and_log_level_override_resolve_alike_everywhere(
+    spelling: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    expected = resolve_level(spelling, {})
+    from_file = loads_config(f"logging:\n  level: '{spelling}'\n", env={})
+    assert from_file.logging.level == expected
+    assert resolve_level("INFO", {"LOG_LEVEL": spelling}) == expected
+
+    monkeypatch.delenv("LOG_LEVEL", raising=False)
+    assert _lowest_recorded_level(start_observability(from_file, console=False, log_dir=tmp_path)) == expected
+    monkeypatch.setenv("LOG_LEVEL", spelling)
+    assert _lowest_recorded_level(start_observability(default_config(), console=False, log_dir=tmp_path)) == (
+        expected
+    )
+    assert _lowest_recorded_level(setup_logging(directory=None, level="INFO")) == expected
 
 
 # --------------------------------------------------------------------------- terminal

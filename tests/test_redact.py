@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from core.redact import (
     MASK,
     clear_secrets,
+    dsn_keyword_password,
     is_sensitive_key,
+    mask_dsn,
+    mask_url,
+    mask_url_credentials,
     redact,
     register_secret,
     registered_secret_count,
@@ -359,3 +363,45 @@ def test_scrub_leaves_other_objects() -> None:
     marker = object()
     assert scrub(marker) is marker
     assert scrub(42) == 42
+
+
+# --------------------------------------------------------------------------- URLs and DSNs
+
+
+MASKED_URLS: list[tuple[Callable[[str], str], str, str]] = [
+    (mask_url, "https://hooks.slack.com/services/T000/B000/XXXX", "https://hooks.slack.com/services/***"),
+    (mask_url, "https://hooks.slack.com/services", "https://hooks.slack.com/services"),
+    (mask_url, "https://example.com/hook?token=abc", "https://example.com/hook/***"),
+    (mask_url, "https://user:pw@example.com/a/b", "https://user:***@example.com/a/***"),
+    (mask_url, "https://k3y@o1.ingest.sentry.io/42", "https://***@o1.ingest.sentry.io/42"),
+    (mask_url, "https://example.com", "https://example.com"),
+    (mask_url, "not a url", "***"),
+    (mask_dsn, "postgres://ops:secret@db/pos", "postgres://ops:***@db/pos"),
+    (mask_dsn, "postgresql://ops@db:5432/pos", "postgresql://ops@db:5432/pos"),
+    (
+        mask_dsn,
+        "postgresql://ops@db/pos?password=secret&sslmode=require",
+        "postgresql://ops@db/pos?password=***&sslmode=require",
+    ),
+    (mask_dsn, "host=db user=ops password=secret dbname=pos", "host=db user=ops password=*** dbname=pos"),
+    (mask_dsn, "host=db password='se cret' dbname=pos", "host=db password=*** dbname=pos"),
+    # only the password and secret query values: the rest stays readable
+    (mask_url_credentials, "https://a:b@x.io/p?api_key=1&page=2", "https://a:***@x.io/p?api_key=***&page=2"),
+]
+
+
+@pytest.mark.parametrize(("mask", "text", "masked"), MASKED_URLS)
+def test_url_and_dsn_masking(mask: Callable[[str], str], text: str, masked: str) -> None:
+    assert mask(text) == masked
+
+
+@pytest.mark.parametrize(
+    ("dsn", "password"),
+    [
+        ("host=db user=ops password=secret dbname=pos", "secret"),
+        ("host=db password='se cret' dbname=pos", "se cret"),
+        ("host=db user=ops dbname=pos", None),
+    ],
+)
+def test_dsn_keyword_password(dsn: str, password: str | None) -> None:
+    assert dsn_keyword_password(dsn) == password

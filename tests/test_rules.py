@@ -16,6 +16,7 @@ from core.rules import (
     RESOLVED_VISIBLE_S,
     AlertRecord,
     advance,
+    breached,
     format_duration_human,
     format_threshold,
     format_value,
@@ -50,6 +51,20 @@ def run(r: AlertRule, values: list[tuple[float, float]], rec: AlertRecord | None
         rec = advance(rec, r, v, at(t), FLAP).record
         out.append(rec)
     return out
+
+
+@pytest.mark.parametrize(
+    ("op", "below", "equal", "above"),
+    [
+        (">", False, False, True),
+        (">=", False, True, True),
+        ("<", True, False, False),
+        ("<=", True, True, False),
+    ],
+)
+def test_breached_compares_with_the_rules_operator(op: str, below: bool, equal: bool, above: bool) -> None:
+    r = AlertRule.model_validate({"name": "r", "metric": "db.rtt_ms", "op": op, "warning": 1})
+    assert (breached(r, 0, 1), breached(r, 1, 1), breached(r, 2, 1)) == (below, equal, above)
 
 
 def test_severity_and_recovery_edges() -> None:

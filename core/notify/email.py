@@ -28,7 +28,7 @@ from typing import Any
 
 from loguru import logger
 
-from core.config import EmailConfig
+from core.config import EmailConfig, secret_values
 from core.notify.base import Notification, Rendered, SendResult, target_id
 from core.notify.render import Message, compose, inert, plain_text, titles
 from core.redact import MASK, redact, register_secret
@@ -181,8 +181,8 @@ class EmailNotifier:
     def __init__(self, config: EmailConfig, *, ssl_context: ssl.SSLContext | None = None) -> None:
         self.config = config
         self.ssl_context = ssl_context
-        if config.password:
-            register_secret(config.password)
+        for secret in secret_values(config):
+            register_secret(secret)
 
     def routes(self, severity: str) -> tuple[str, ...]:
         return (ROUTE,) if self.config.enabled and severity in self.config.severities else ()

@@ -23,7 +23,7 @@ from typing import Any
 
 import httpx
 
-from core.config import PagerDutyConfig
+from core.config import PagerDutyConfig, secret_values
 from core.notify.base import AlertInfo, Notification, Rendered, SendResult, target_id
 from core.notify.render import alert_key, headline, inert, plain_when, value_with_threshold
 from core.notify.webhook import post_json
@@ -141,8 +141,8 @@ class PagerDutyNotifier:
     def __init__(self, config: PagerDutyConfig, http: httpx.AsyncClient | None = None) -> None:
         self.config = config
         self.http = http
-        if config.routing_key:
-            register_secret(config.routing_key)
+        for secret in secret_values(config):
+            register_secret(secret)
 
     def routes(self, severity: str) -> tuple[str, ...]:
         enabled = self.config.enabled and severity in self.config.severities

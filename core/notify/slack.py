@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 from loguru import logger
 
-from core.config import SlackConfig
+from core.config import SlackConfig, secret_values
 from core.notify.base import AlertInfo, Notification, Rendered, SendResult, target_id
 from core.notify.render import headline, inert
 from core.notify.render import plain_when as _plain_when
@@ -307,10 +307,8 @@ class SlackNotifier:
     def __init__(self, config: SlackConfig, http: httpx.AsyncClient | None = None) -> None:
         self.config = config
         self.http = http
-        hooks = config.webhooks
-        for url in (hooks.critical, hooks.warning, hooks.info, hooks.default):
-            if url:
-                register_secret(url)
+        for secret in secret_values(config):
+            register_secret(secret)
 
     def _url(self, route: str) -> str | None:
         channel, _, severity = route.partition(":")

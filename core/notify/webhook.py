@@ -18,7 +18,7 @@ from typing import Any
 
 import httpx
 
-from core.config import WebhookConfig, is_secret_header
+from core.config import WebhookConfig, header_secrets, secret_values
 from core.notify.base import Notification, Rendered, SendResult, parse_retry_after, target_id
 from core.notify.render import alert_json, compose, inert, plain_text
 from core.redact import MASK, redact, register_secret
@@ -68,7 +68,7 @@ class WebhookNotifier:
         self.hooks = {hook.name: hook for hook in hooks}
         self.http = http
         for hook in hooks:
-            for secret in (hook.url, *_secret_values(hook.headers)):
+            for secret in secret_values(hook):
                 register_secret(secret)
 
     def routes(self, severity: str) -> tuple[str, ...]:
@@ -87,7 +87,7 @@ class WebhookNotifier:
         hook = self.hooks.get(name) if channel == self.channel else None
         if hook is None:
             return SendResult(False, error=f"no webhook configured for {route}", permanent=True)
-        hide = _secret_values(hook.headers)
+        hide = header_secrets(hook.headers)
         headers = dict(hook.headers)
         key = payload.get("key")
         if isinstance(key, str) and key:
@@ -96,18 +96,6 @@ class WebhookNotifier:
         return await post_json(
             self.http, hook.url, payload, route=route, timeout_s=hook.timeout, headers=headers, hide=hide
         )
-
-
-def _secret_values(headers: Mapping[str, str]) -> list[str]:
-    """Credential header values, and the token alone (``Bearer <token>``)."""
-    values: list[str] = []
-    for name, value in headers.items():
-        if is_secret_header(name) and value:
-            values.append(value)
-            token = value.split()[-1]
-            if token != value and len(token) >= 6:
-                values.append(token)
-    return values
 
 
 def _body_text(response: httpx.Response) -> str:
