@@ -144,11 +144,11 @@ async def test_the_cell_caches_have_the_keys_fast_table_reads_and_forgets() -> N
     async with TableApp(table).run_test() as pilot:
         fill(table)
         await wait_for(pilot, lambda: len(table._cell_render_cache) > 0, what="cells drawn")
+        table.render_line(1)  # the first row, drawn in the table's current state
         column = table.ordered_columns[0].key
         key = internals.cell_cache_key(table, RowKey("r0"), column, Style(), False, False)
         cell_keys = [k for k in table._cell_render_cache.keys() if k[0] == RowKey("r0") and k[1] == column]
-        same = [k for k in cell_keys if len(k) == len(key) and (k[5], k[7]) == (key[5], key[7])]
-        assert same and all(isinstance(k[6], int) and k[6] <= key[6] for k in same), moved(
+        assert any(len(k) == len(key) and k[5:] == key[5:] for k in cell_keys), moved(
             "DataTable._cell_render_cache's key (row, column, style, cursor, hover, hover cursor, "
             "update count, pseudo classes)"
         )
@@ -156,7 +156,8 @@ async def test_the_cell_caches_have_the_keys_fast_table_reads_and_forgets() -> N
             "DataTable._row_render_cache's key (row key first)"
         )
         assert all(
-            isinstance(k[1], int) and k[0] == table._update_count for k in table._row_renderable_cache.keys()
+            isinstance(k[1], int) and isinstance(k[0], int) and k[0] <= table._update_count
+            for k in table._row_renderable_cache.keys()
         ), moved("DataTable._row_renderable_cache's key (update count, row index)")
         assert all(isinstance(k[0], int) for k in table._line_cache.keys()), moved(
             "DataTable._line_cache's key (line y first)"
