@@ -42,6 +42,7 @@ from tui.screens.endpoints import EndpointsScreen
 from tui.screens.events import EventsScreen
 from tui.screens.help import HelpScreen
 from tui.screens.overview import OverviewScreen
+from tui.textual_internals import mark_styled, start_offstage
 from tui.themes import THEMES, resolve_theme
 from tui.widgets.confirm_modal import ConfirmModal
 from tui.widgets.endpoint_tile import Thresholds, thresholds_from_rules
@@ -130,6 +131,8 @@ class OpsWatchApp(WorkerErrors, App[None]):
         self.wall_screens: tuple[str, ...] = tuple(ui.wall.screens)
         self.apply_interval = WALL_APPLY_INTERVAL if wall else 0.0
         env = os.environ if environ is None else environ
+        self.theme_generation = 0
+        """Counts theme changes (each re-parses the stylesheet and restyles the screens)."""
         for t in THEMES.values():
             self.register_theme(t)
         requested = theme or ("high-contrast" if wall and ui.theme == "dark" else ui.theme)
@@ -142,6 +145,7 @@ class OpsWatchApp(WorkerErrors, App[None]):
         for name in SCREENS:
             self.add_mode(name, partial(self._mode_screen, name))
         self._built: dict[str, OpsScreen] = {}
+        """The base screen of each mode built so far: pre-built (off-stage) or shown."""
         self._prebuild_on = prebuild
         self._prebuild: list[str] | None = None
         self._frozen_gc = False
@@ -167,21 +171,20 @@ class OpsWatchApp(WorkerErrors, App[None]):
     # -- screens built ahead of time ---------------------------------------------------------------
 
     def _mode_screen(self, name: str) -> Screen[Any]:
-        """The screen of mode ``name``: the pre-built one if there is one.
+        """The screen of mode ``name``: the pre-built one if there is one (then kept in the map).
 
         Textual re-parses the stylesheet and restyles every screen (twice) when a screen's CSS
         update count lags the app's; a screen registered now is styled with the current sheet
         (theme changes restyle every registered screen), so it starts in step.
         """
-        screen = self._built.pop(name, None) or SCREENS[name]()
-        if hasattr(screen, "_css_update_count"):
-            screen._css_update_count = self._css_update_count
+        screen = self._built.get(name) or SCREENS[name]()
+        self._built[name] = screen
+        mark_styled(self, screen)
         return screen
 
     def built_screen(self, mode: str) -> Screen[Any] | None:
         """The screen of ``mode`` if it exists already (built ahead of time or visited)."""
-        stack = self._screen_stacks.get(mode)
-        return stack[0] if stack else self._built.get(mode)
+        return self._built.get(mode)
 
     def _start_prebuild(self) -> None:
         if self._prebuild is not None or not self.is_running:
@@ -194,11 +197,11 @@ class OpsWatchApp(WorkerErrors, App[None]):
         """Compose and mount one screen off-stage (it loads its first data quietly), then the next."""
         while self._prebuild:
             name = self._prebuild.pop(0)
-            if name in self._built or self._screen_stacks.get(name):
+            if name in self._built:
                 continue
             screen = SCREENS[name]()
             self._built[name] = screen
-            self._get_screen(screen)
+            start_offstage(self, screen)
             self.set_timer(PREBUILD_GAP_S, self._prebuild_next)
             return
         self.set_timer(SETTLE_AFTER_S, self._settle)
@@ -242,6 +245,7 @@ class OpsWatchApp(WorkerErrors, App[None]):
         await self.monitor.stop()
 
     def watch_theme(self, theme: str) -> None:
+        self.theme_generation += 1
         self.palette = Palette.from_variables(self.get_css_variables())
         base = self.base_screen
         if base is not None and self.is_running:

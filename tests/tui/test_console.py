@@ -183,7 +183,7 @@ async def test_snapshots_update_cells_in_place_and_hidden_screens_wait(db_dsn: s
             )
             assert not cleared and dict(table.rows).keys() == rows_before.keys()
 
-            overview = next(s for s in app._screen_stacks["overview"] if isinstance(s, OverviewScreen))
+            overview = next(s for s in app.get_screen_stack("overview") if isinstance(s, OverviewScreen))
             assert overview.applied is not newer  # hidden: skipped
             await pilot.press("1")
             await wait_for(pilot, lambda: overview.applied is newer, what="caught up on resume")

@@ -10,7 +10,7 @@ import time
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, cast
 
-from textual import events
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.screen import Screen
@@ -117,18 +117,22 @@ class OpsScreen(WorkerErrors, Screen[None]):
     def on_screen_suspend(self) -> None:
         self._left_with = self._style_inputs()
 
-    def _on_screen_resume(self, event: events.ScreenResume) -> None:
-        # Textual restyles every widget of a screen on each resume (the wall switches screens
-        # every few seconds). A hidden screen's own class changes restyle it at once and theme
-        # or stylesheet changes restyle every screen, so if the app is styled as when this
-        # screen was left there is nothing to redo.
+    @on(events.ScreenResume)
+    def _catch_up(self, event: events.ScreenResume) -> None:
+        # Runs before Screen's own resume handler (an ``on_screen_resume`` of a subclass runs
+        # before this one). Textual restyles every widget of a screen on each resume (the wall
+        # switches screens every few seconds). A hidden screen's own class changes restyle it at
+        # once and theme or stylesheet changes restyle every screen, so if the app is styled as
+        # when this screen was left there is nothing to redo.
         if self._left_with is not None and self._left_with == self._style_inputs():
             event.refresh_styles = False
         self.receive(self.ops.snapshot, force=False)
 
     def _style_inputs(self) -> tuple[object, ...]:
         app = self.app
-        return (app.theme, getattr(app, "_css_update_count", None), frozenset(app.classes), app.app_focus)
+        # theme and ANSI theme changes are what make Textual re-parse the stylesheet
+        generation = getattr(app, "theme_generation", None)
+        return (app.theme, generation, app.ansi_theme, app.stylesheet, frozenset(app.classes), app.app_focus)
 
     def receive(self, snapshot: Snapshot, *, force: bool = False) -> None:
         """Apply ``snapshot`` if this screen is visible and has not shown it yet.

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 from textual.widgets import DataTable
 
+from tui.textual_internals import columns_resized
 from tui.widgets.paged_table import Cells
 
 
@@ -57,6 +58,5 @@ def fit_columns(table: DataTable[object], cols: Sequence[Col], rows: Sequence[Ce
     for column, width in zip(columns, widths, strict=True):
         column.auto_width = False
         column.width = width
-    table._clear_caches()
-    table._require_update_dimensions = True
+    columns_resized(table)
     table.refresh()
