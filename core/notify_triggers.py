@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
+from loguru import logger
 
 from core.aio import get_within, wait_event
 from core.audit import default_actor, write_audit
@@ -186,8 +187,14 @@ class ChangeWatcher:
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            try:
                 await task
+            except asyncio.CancelledError:
+                pass
+            except asyncpg.exceptions.InternalClientError as exc:
+                # Cancelled mid-query, the pool's release finds the connection still busy
+                # ("cannot switch to state ..."); the watcher is stopping, so that is the end of it.
+                logger.debug("change watcher stopped mid-query: {}", exc)
         self.mode = "stopped"
 
     async def _emit(self, change: Change) -> None:
