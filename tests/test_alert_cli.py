@@ -3,30 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
 
-from core.db import Database, PoolSettings
+from core.db import Database
 from tests.servers import ScriptedReply, WebhookSink
 from tui.cli import main
-
-
-@pytest_asyncio.fixture
-async def sink() -> AsyncIterator[WebhookSink]:
-    async with WebhookSink() as server:
-        yield server
-
-
-@pytest_asyncio.fixture
-async def db(db_dsn: str) -> AsyncIterator[Database]:
-    database = Database(db_dsn, PoolSettings(min_size=1, max_size=2))
-    await database.execute("TRUNCATE opswatch.notification_outbox, opswatch.audit_log, opswatch.silences")
-    yield database
-    await database.close()
 
 
 def write_config(

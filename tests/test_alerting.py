@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -107,24 +107,6 @@ def down(*eps: int, seconds: float = 100, up: Iterable[int] = ()) -> list[Metric
 
 def when(at: datetime) -> str:
     return f"<!date^{int(at.timestamp())}^{{date_short_pretty}} {{time_secs}}|{at:%Y-%m-%d %H:%M:%S} UTC>"
-
-
-@pytest_asyncio.fixture
-async def db(db_dsn: str) -> AsyncIterator[Database]:
-    """The module's database with opswatch's alerting tables emptied (faster than a new database)."""
-    database = Database(db_dsn, PoolSettings(min_size=1, max_size=6))
-    await database.execute(
-        "TRUNCATE opswatch.alert_state, opswatch.alert_history, opswatch.silences, opswatch.alert_leader,"
-        " opswatch.notification_outbox, opswatch.audit_log RESTART IDENTITY"
-    )
-    yield database
-    await database.close()
-
-
-@pytest_asyncio.fixture
-async def sink() -> AsyncIterator[WebhookSink]:
-    async with WebhookSink() as server:
-        yield server
 
 
 class Rig:

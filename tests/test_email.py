@@ -5,44 +5,25 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
-from loguru import logger
 
 from core.alerting import AlertActions, AlertEngine, MetricSample
 from core.config import Config, EmailConfig
-from core.db import Database, PoolSettings
-from core.notify.base import AlertInfo, Notification
+from core.db import Database
+from core.notify.base import Notification
 from core.notify.delivery import Deliverer
 from core.notify.email import EmailNotifier, build_message, render_email, subject_line
 from core.notify.outbox import entries, list_outbox
 from core.notify.registry import build_notifiers
+from tests.alerts import T0
+from tests.alerts import alert_info as info
 from tests.smtp_server import SmtpSink, self_signed_cert
 
-T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 PASSWORD = "s3cret-smtp-Passw0rd"
-
-
-def info(scope: str = "checkout", **kw: Any) -> AlertInfo:
-    base: dict[str, Any] = dict(
-        rule="api-down",
-        scope=scope,
-        severity="critical",
-        metric="endpoint.down_for",
-        value=312.0,
-        value_text="5m 12s",
-        threshold_text="> 5m",
-        description="Endpoint down for more than 5 minutes",
-        runbook="Check the POS backend process; GET /test/health must answer 200.",
-        started_at=T0,
-        fired_at=T0,
-    )
-    return AlertInfo(**(base | kw))
 
 
 # --------------------------------------------------------------------------- rendering
@@ -133,23 +114,6 @@ def email_config(port: int, **kw: Any) -> EmailConfig:
         }
         | kw
     )
-
-
-@pytest.fixture
-def logs() -> Iterator[list[str]]:
-    """Everything logged through loguru while the test runs (as production formats it: no locals)."""
-    lines: list[str] = []
-    sink = logger.add(
-        lines.append, level="DEBUG", format="{level} {message} {extra}", backtrace=False, diagnose=False
-    )
-    yield lines
-    logger.remove(sink)
-
-
-@pytest_asyncio.fixture
-async def smtp() -> AsyncIterator[SmtpSink]:
-    async with SmtpSink() as server:
-        yield server
 
 
 async def test_sends_one_multipart_message(smtp: SmtpSink) -> None:
@@ -329,17 +293,6 @@ class Rig:
 
     async def close(self) -> None:
         await self.deliverer.stop()
-
-
-@pytest_asyncio.fixture
-async def db(db_dsn: str) -> AsyncIterator[Database]:
-    database = Database(db_dsn, PoolSettings(min_size=1, max_size=6))
-    await database.execute(
-        "TRUNCATE opswatch.alert_state, opswatch.alert_history, opswatch.silences, opswatch.alert_leader,"
-        " opswatch.notification_outbox, opswatch.audit_log RESTART IDENTITY"
-    )
-    yield database
-    await database.close()
 
 
 async def test_firing_and_resolved_through_engine_and_outbox(db: Database, smtp: SmtpSink) -> None:

@@ -24,25 +24,8 @@ DB_OK = [MetricSample("db.unreachable", "", 0.0)]
 
 
 @pytest_asyncio.fixture
-async def db(db_dsn: str) -> AsyncIterator[Database]:
-    database = Database(db_dsn, PoolSettings(min_size=1, max_size=4))
-    await database.execute(
-        "TRUNCATE opswatch.alert_state, opswatch.alert_history, opswatch.silences, opswatch.alert_leader,"
-        " opswatch.notification_outbox RESTART IDENTITY"
-    )
-    yield database
-    await database.close()
-
-
-@pytest_asyncio.fixture
 async def clock() -> Clock:
     return Clock()
-
-
-@pytest_asyncio.fixture
-async def sink() -> AsyncIterator[WebhookSink]:
-    async with WebhookSink() as server:
-        yield server
 
 
 @pytest_asyncio.fixture

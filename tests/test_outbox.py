@@ -5,17 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-import pytest_asyncio
 
 from core.alerting import AlertActions
 from core.config import Config
-from core.db import Database, PoolSettings
+from core.db import Database
 from core.errors import ReadOnlyError
 from core.notify.base import Notification, target_id
 from core.notify.delivery import Deliverer, retry_delay
@@ -59,24 +57,6 @@ def item(key: str, route: str = "slack:critical", kind: str = "firing") -> Outbo
     return OutboxItem(
         key, "slack", route, severity, kind, {"text": key, "blocks": []}, f"summary {key}", ("r/s",)
     )
-
-
-@pytest_asyncio.fixture
-async def db(db_dsn: str) -> AsyncIterator[Database]:
-    """The module's database with opswatch's alerting tables emptied (faster than a new database)."""
-    database = Database(db_dsn, PoolSettings(min_size=1, max_size=8))
-    await database.execute(
-        "TRUNCATE opswatch.alert_state, opswatch.alert_history, opswatch.silences, opswatch.alert_leader,"
-        " opswatch.notification_outbox, opswatch.audit_log RESTART IDENTITY"
-    )
-    yield database
-    await database.close()
-
-
-@pytest_asyncio.fixture
-async def sink() -> AsyncIterator[WebhookSink]:
-    async with WebhookSink() as server:
-        yield server
 
 
 async def put(db: Database, *items: OutboxItem) -> list[int]:

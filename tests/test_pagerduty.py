@@ -7,29 +7,29 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import deque
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import httpx
-import pytest
 import pytest_asyncio
 from aiohttp import web
-from loguru import logger
 
 from core.alerting import AlertActions, AlertEngine, MetricSample
 from core.config import Config, PagerDutyConfig
 from core.db import Database, PoolSettings
-from core.notify.base import AlertInfo, Notification
+from core.notify.base import Notification
 from core.notify.delivery import Deliverer
 from core.notify.outbox import list_outbox
 from core.notify.pagerduty import PagerDutyNotifier, render_pagerduty
 from core.notify.registry import build_notifiers, send_timeout
+from tests.alerts import T0, alert_info
 from tests.servers import WebhookSink, _Server
 from tests.smtp_server import SmtpSink
 
-T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 ROUTING_KEY = "R0ut1ngK3ySecretValue0123456789a"  # 32 characters, like a real integration key
+info = partial(alert_info, runbook="Check the POS backend process")
 assert len(ROUTING_KEY) == 32
 
 
@@ -123,23 +123,6 @@ class PagerDutySink(_Server):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
-
-
-def info(scope: str = "checkout", **kw: Any) -> AlertInfo:
-    base: dict[str, Any] = dict(
-        rule="api-down",
-        scope=scope,
-        severity="critical",
-        metric="endpoint.down_for",
-        value=312.0,
-        value_text="5m 12s",
-        threshold_text="> 5m",
-        description="Endpoint down for more than 5 minutes",
-        runbook="Check the POS backend process",
-        started_at=T0,
-        fired_at=T0,
-    )
-    return AlertInfo(**(base | kw))
 
 
 # --------------------------------------------------------------------------- rendering
@@ -240,17 +223,6 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-@pytest.fixture
-def logs() -> Iterator[list[str]]:
-    """Everything logged through loguru while the test runs (as production formats it: no locals)."""
-    lines: list[str] = []
-    sink = logger.add(
-        lines.append, level="DEBUG", format="{level} {message} {extra}", backtrace=False, diagnose=False
-    )
-    yield lines
-    logger.remove(sink)
-
-
 def pd_config(sink: PagerDutySink, **kw: Any) -> PagerDutyConfig:
     return PagerDutyConfig.model_validate({"routing_key": ROUTING_KEY, "url": sink.url, "timeout": 2} | kw)
 
@@ -333,17 +305,6 @@ class Rig:
 
     async def close(self) -> None:
         await self.deliverer.stop()
-
-
-@pytest_asyncio.fixture
-async def db(db_dsn: str) -> AsyncIterator[Database]:
-    database = Database(db_dsn, PoolSettings(min_size=1, max_size=6))
-    await database.execute(
-        "TRUNCATE opswatch.alert_state, opswatch.alert_history, opswatch.silences, opswatch.alert_leader,"
-        " opswatch.notification_outbox, opswatch.audit_log RESTART IDENTITY"
-    )
-    yield database
-    await database.close()
 
 
 async def stored_text(db: Database) -> str:

@@ -23,19 +23,19 @@ from loguru import logger
 
 from core.alerting import AlertEngine, MetricSample
 from core.config import Config
-from core.db import Database, PoolSettings
-from core.notify.base import AlertInfo, Notification
+from core.db import Database
+from core.notify.base import Notification
 from core.notify.delivery import Deliverer
 from core.notify.email import build_message, render_email
 from core.notify.outbox import list_outbox
 from core.notify.pagerduty import render_pagerduty
 from core.notify.slack import cut_mrkdwn, fit_blocks, plain_fallback, render_slack
 from core.notify.webhook import WEBHOOK_VERSION, idempotency_key, render_webhook
+from tests.alerts import T0, alert_info
 from tests.servers import BlockKitSink, ScriptedReply, WebhookSink, block_kit_problem
 from tests.test_pagerduty import ROUTING_KEY, PagerDutySink
 
 ROOT = Path(__file__).resolve().parent.parent
-T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
 # Everything a terminal or a bidi-aware viewer would act on.
 HOSTILE = (
@@ -86,17 +86,6 @@ def config(notifications: dict[str, Any]) -> Config:
     # An endpoint name with controls in it, past config validation (which need not be the only guard).
     hostile = cfg.endpoints[0].model_copy(update={"name": SCOPE})
     return cfg.model_copy(update={"endpoints": (hostile,)})
-
-
-@pytest_asyncio.fixture
-async def db(db_dsn: str) -> AsyncIterator[Database]:
-    database = Database(db_dsn, PoolSettings(min_size=1, max_size=6))
-    await database.execute(
-        "TRUNCATE opswatch.alert_state, opswatch.alert_history, opswatch.silences, opswatch.alert_leader,"
-        " opswatch.notification_outbox, opswatch.audit_log RESTART IDENTITY"
-    )
-    yield database
-    await database.close()
 
 
 class Rig:
@@ -187,18 +176,14 @@ async def test_slack_refusing_blocks_gets_plain_text_not_a_dead_letter(
 
 def test_slack_blocks_stay_within_block_kit_for_any_group() -> None:
     alerts = tuple(
-        AlertInfo(
+        alert_info(
             rule=f"rule{i % 12}-" + "n" * 90,
             scope=f"ep{i}-" + "s" * 95 + HOSTILE,
-            severity="critical",
-            metric="endpoint.down_for",
             value=1.0,
             value_text="v" * 900,
             threshold_text="t" * 900,
             description=DESCRIPTION,
             runbook=RUNBOOK,
-            started_at=T0,
-            fired_at=T0,
         )
         for i in range(300)
     )
@@ -235,18 +220,11 @@ def test_plain_fallback_keeps_the_message_without_blocks() -> None:
         "firing",
         "critical",
         (
-            AlertInfo(
-                rule="api-down",
-                scope="checkout",
-                severity="critical",
-                metric="endpoint.down_for",
+            alert_info(
                 value=1.0,
                 value_text="5m",
-                threshold_text="> 5m",
                 description="Down",
                 runbook="Restart",
-                started_at=T0,
-                fired_at=T0,
             ),
         ),
         "k",
@@ -293,18 +271,15 @@ async def test_huge_hostile_alert_reaches_pagerduty_bounded_and_inert(
 
 
 def test_pagerduty_events_stay_within_the_events_api_for_any_alert() -> None:
-    alert = AlertInfo(
+    alert = alert_info(
         rule="r" * 100 + HOSTILE,
         scope="s" * 100 + HOSTILE,
-        severity="critical",
         metric="m" * 300,
         value=1.0,
         value_text="v" * 5000,
         threshold_text="t" * 5000,
         description=DESCRIPTION * 20,
         runbook=RUNBOOK * 20,
-        started_at=T0,
-        fired_at=T0,
     )
     for kind in ("firing", "repeat", "resolved", "acknowledged", "test"):
         for rendered in render_pagerduty(
@@ -395,18 +370,14 @@ async def test_a_sender_dying_mid_post_means_a_second_post_with_the_same_idempot
 
 def test_webhook_payload_is_bounded_for_a_huge_group() -> None:
     alerts = tuple(
-        AlertInfo(
+        alert_info(
             rule="api-down" + HOSTILE,
             scope=f"ep{i}" + "s" * 500,
-            severity="critical",
-            metric="endpoint.down_for",
             value=float("inf") if i == 0 else 1.0,
             value_text="v" * 900,
             threshold_text="t" * 900,
             description=DESCRIPTION,
             runbook=RUNBOOK,
-            started_at=T0,
-            fired_at=T0,
         )
         for i in range(150)
     )
@@ -428,19 +399,7 @@ def readme_webhook_example() -> dict[str, Any]:
 
 def test_readme_webhook_example_is_what_the_notifier_sends() -> None:
     at = datetime(2025, 3, 1, 12, 5, 12, tzinfo=UTC)
-    alert = AlertInfo(
-        rule="api-down",
-        scope="checkout",
-        severity="critical",
-        metric="endpoint.down_for",
-        value=312.0,
-        value_text="5m 12s",
-        threshold_text="> 5m",
-        description="Endpoint down for more than 5 minutes",
-        runbook="Check the POS backend process; GET /test/health must answer 200.",
-        started_at=T0,
-        fired_at=at,
-    )
+    alert = alert_info(fired_at=at)
     n = Notification("firing", "critical", (alert,), "firing:api-down/checkout/1740830712000", at)
     assert readme_webhook_example() == json.loads(json.dumps(render_webhook(n)))
 
@@ -449,18 +408,14 @@ def test_readme_webhook_example_is_what_the_notifier_sends() -> None:
 
 
 def test_email_subject_and_bodies_are_inert_and_headers_single_line() -> None:
-    alert = AlertInfo(
+    alert = alert_info(
         rule="api-down\r\nBcc: victim@example.com",
         scope=SCOPE,
-        severity="critical",
-        metric="endpoint.down_for",
         value=1.0,
         value_text="1s",
         threshold_text="> 0s",
         description=DESCRIPTION,
         runbook=RUNBOOK,
-        started_at=T0,
-        fired_at=T0,
     )
     payload = render_email(Notification("firing", "critical", (alert,), "k", T0))
     assert_inert(payload)
