@@ -5,21 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from core.alerting import AlertActions, AlertEngine, MetricSample
+from core.alerting import AlertActions, MetricSample
 from core.config import Config, EmailConfig
 from core.db import Database
 from core.notify.base import Notification
-from core.notify.delivery import Deliverer
 from core.notify.email import EmailNotifier, build_message, render_email, subject_line
 from core.notify.outbox import entries, list_outbox
 from core.notify.registry import build_notifiers
-from tests.alerts import T0
+from tests.alerts import T0, Rig
 from tests.alerts import alert_info as info
 from tests.smtp_server import SmtpSink, self_signed_cert
 
@@ -277,22 +276,6 @@ def engine_config(port: int, **email: Any) -> Config:
 
 def down(ep: str, seconds: float) -> list[MetricSample]:
     return [MetricSample("endpoint.down_for", ep, seconds)]
-
-
-class Rig:
-    def __init__(self, db: Database, config: Config) -> None:
-        self.t0 = datetime.now(UTC).replace(microsecond=0)
-        self.now = self.t0
-        self.engine = AlertEngine(db, config, instance_id="one", clock=lambda: self.now)
-        self.deliverer = Deliverer(db, config, instance_id="one")
-
-    async def step(self, seconds: float, samples: list[MetricSample]) -> int:
-        self.now = self.t0 + timedelta(seconds=seconds)
-        await self.engine.evaluate(samples, self.now)
-        return await self.deliverer.deliver_due()
-
-    async def close(self) -> None:
-        await self.deliverer.stop()
 
 
 async def test_firing_and_resolved_through_engine_and_outbox(db: Database, smtp: SmtpSink) -> None:

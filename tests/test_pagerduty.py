@@ -24,7 +24,7 @@ from core.notify.delivery import Deliverer
 from core.notify.outbox import list_outbox
 from core.notify.pagerduty import PagerDutyNotifier, render_pagerduty
 from core.notify.registry import build_notifiers, send_timeout
-from tests.alerts import T0, alert_info
+from tests.alerts import T0, Rig, alert_info
 from tests.servers import WebhookSink, _Server
 from tests.smtp_server import SmtpSink
 
@@ -289,22 +289,6 @@ def up(*eps: int) -> list[MetricSample]:
 
 def slow(*eps: int) -> list[MetricSample]:
     return [MetricSample("endpoint.latency_ms", f"ep{i}", 3000.0) for i in eps]
-
-
-class Rig:
-    def __init__(self, db: Database, config: Config, name: str = "one") -> None:
-        self.t0 = datetime.now(UTC).replace(microsecond=0)
-        self.now = self.t0
-        self.engine = AlertEngine(db, config, instance_id=name, clock=lambda: self.now)
-        self.deliverer = Deliverer(db, config, instance_id=name)
-
-    async def step(self, seconds: float, samples: list[MetricSample]) -> int:
-        self.now = self.t0 + timedelta(seconds=seconds)
-        await self.engine.evaluate(samples, self.now)
-        return await self.deliverer.deliver_due()
-
-    async def close(self) -> None:
-        await self.deliverer.stop()
 
 
 async def stored_text(db: Database) -> str:

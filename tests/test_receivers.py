@@ -12,7 +12,7 @@ import json
 import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Any
@@ -31,7 +31,7 @@ from core.notify.outbox import list_outbox
 from core.notify.pagerduty import render_pagerduty
 from core.notify.slack import cut_mrkdwn, fit_blocks, plain_fallback, render_slack
 from core.notify.webhook import WEBHOOK_VERSION, idempotency_key, render_webhook
-from tests.alerts import T0, alert_info
+from tests.alerts import T0, Rig, alert_info
 from tests.servers import BlockKitSink, ScriptedReply, WebhookSink, block_kit_problem
 from tests.test_pagerduty import ROUTING_KEY, PagerDutySink
 
@@ -88,37 +88,6 @@ def config(notifications: dict[str, Any]) -> Config:
     return cfg.model_copy(update={"endpoints": (hostile,)})
 
 
-class Rig:
-    """The real engine and deliverer on one database, with a controlled clock."""
-
-    def __init__(self, db: Database, cfg: Config) -> None:
-        self.t0 = datetime.now(UTC).replace(microsecond=0)
-        self.now = self.t0
-        self.engine = AlertEngine(db, cfg, instance_id="one", clock=lambda: self.now)
-        self.deliverer = Deliverer(db, cfg, instance_id="one")
-
-    async def step(self, seconds: float, value: float) -> int:
-        self.now = self.t0 + timedelta(seconds=seconds)
-        await self.engine.evaluate([MetricSample("endpoint.down_for", SCOPE, value)], self.now)
-        return await self.deliverer.deliver_due()
-
-    async def deliver_until(self, count: int, within: float = 5.0) -> None:
-        """Run delivery passes until ``count`` more notifications went out (retries wait a backoff)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + within
-        delivered = 0
-        while delivered < count:
-            assert loop.time() < deadline, f"{delivered} of {count} delivered within {within} s"
-            delivered += await self.deliverer.deliver_due()
-            await asyncio.sleep(0.02)
-
-    async def __aenter__(self) -> Rig:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.deliverer.stop()
-
-
 # --------------------------------------------------------------------------- Slack
 
 
@@ -128,14 +97,18 @@ async def slack() -> AsyncIterator[BlockKitSink]:
         yield sink
 
 
+def down(seconds: float) -> list[MetricSample]:
+    return [MetricSample("endpoint.down_for", SCOPE, seconds)]
+
+
 def slack_config(sink: BlockKitSink) -> Config:
     return config({"slack": {"webhooks": {"critical": sink.url("slack/critical")}, "timeout": 2}})
 
 
 async def test_huge_hostile_alert_reaches_slack_bounded_and_inert(db: Database, slack: BlockKitSink) -> None:
     async with Rig(db, slack_config(slack)) as rig:
-        assert await rig.step(0, 30.0) == 1
-        assert await rig.step(10, 0.0) == 1
+        assert await rig.step(0, down(30.0)) == 1
+        assert await rig.step(10, down(0.0)) == 1
     assert slack.problems == [] and len(slack.received) == 2  # each accepted at the first attempt
     firing, resolved = (r.body for r in slack.delivered)
     for body in (firing, resolved):
@@ -160,7 +133,7 @@ async def test_slack_refusing_blocks_gets_plain_text_not_a_dead_letter(
 ) -> None:
     slack.reject_blocks = error
     async with Rig(db, slack_config(slack)) as rig:
-        assert await rig.step(0, 30.0) == 1
+        assert await rig.step(0, down(30.0)) == 1
     refused, plain = slack.received
     assert "blocks" in refused.body and "blocks" not in plain.body
     assert slack.delivered == [plain]
@@ -254,8 +227,8 @@ async def test_huge_hostile_alert_reaches_pagerduty_bounded_and_inert(
 ) -> None:
     cfg = config({"pagerduty": {"routing_key": ROUTING_KEY, "url": pd.url, "timeout": 2}})
     async with Rig(db, cfg) as rig:
-        assert await rig.step(0, 30.0) == 1
-        assert await rig.step(10, 0.0) == 1
+        assert await rig.step(0, down(30.0)) == 1
+        assert await rig.step(10, down(0.0)) == 1
     trigger, resolve = pd.events
     assert pd.requests == 2
     assert_inert(pd.events)
@@ -307,9 +280,9 @@ async def test_huge_hostile_alert_reaches_a_webhook_bounded_and_inert_with_an_id
     cfg = config({"webhook": [{"name": "ops", "url": hook.url("ops"), "timeout": 2}]})
     hook.script("ops", ScriptedReply(500))  # the first attempt fails: the retry carries the same key
     async with Rig(db, cfg) as rig:
-        assert await rig.step(0, 30.0) == 0
+        assert await rig.step(0, down(30.0)) == 0
         await rig.deliver_until(1)  # the retry, after its 0.2-0.4 s backoff
-        assert await rig.step(10, 0.0) == 1
+        assert await rig.step(10, down(0.0)) == 1
     first, retry, resolved = hook.received
     assert_inert([first.body, resolved.body])
     assert first.body == retry.body and first.body["version"] == WEBHOOK_VERSION == 1
@@ -444,7 +417,7 @@ async def test_logs_name_the_rule_scope_and_severity_they_queue_and_deliver(
     cfg = config({"webhook": [{"name": "ops", "url": hook.url("ops"), "timeout": 2}]})
     hook.script("ops", ScriptedReply(503, body="busy"))
     async with Rig(db, cfg) as rig:
-        assert await rig.step(0, 30.0) == 0
+        assert await rig.step(0, down(30.0)) == 0
         await rig.deliver_until(1)
     [queued] = [r for r in records if r["message"].startswith("queued ")]
     [failed] = [r for r in records if " failed (attempt 1)" in r["message"]]
