@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 
@@ -375,6 +375,46 @@ def build_app(
     app_class = _ClosingApp if own_db else OpsWatchApp
     app = app_class(monitor, wall=wall, theme="dark", clock=clock, environ={})
     return app, monitor, db
+
+
+class Running(NamedTuple):
+    app: Any
+    monitor: Any
+    pilot: Any
+    screen: Any
+
+
+@contextlib.asynccontextmanager
+async def console(
+    dsn: str,
+    *,
+    size: tuple[int, int],
+    key: str = "",
+    screen: type | None = None,
+    loops: bool = True,
+    **build: Any,
+) -> AsyncIterator[Running]:
+    """The console (``build_app``) running at ``size``; ``key`` pressed and the ``screen`` type checked.
+
+    ``loops=False``: the monitor's loops do not start, so a fixed snapshot or hand-made rows stay the
+    state under test (the rule engine would reconcile them).
+    """
+    app, monitor, db = build_app(dsn, **build)
+    if not loops:
+
+        async def no_loops() -> None:
+            pass
+
+        monitor.start = no_loops
+    try:
+        async with app.run_test(size=size) as pilot:
+            if key:
+                await pilot.press(key)
+            if screen is not None:
+                assert isinstance(app.screen, screen)
+            yield Running(app, monitor, pilot, app.screen)
+    finally:
+        await db.close()
 
 
 def _closing_app() -> type:
