@@ -69,3 +69,8 @@ class Rig:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
+
+
+def mrkdwn_fields(*texts: str) -> list[dict[str, str]]:
+    """A Slack section's ``fields``, as the expected side of an exact Block Kit comparison."""
+    return [{"type": "mrkdwn", "text": text} for text in texts]

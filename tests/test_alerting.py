@@ -17,7 +17,9 @@ from core.config import Config
 from core.db import Database, DatabaseUnavailable, PoolSettings
 from core.errors import ReadOnlyError
 from core.notify.delivery import Deliverer
+from tests.alerts import mrkdwn_fields
 from tests.servers import Received, ScriptedReply, WebhookSink
+from tests.waiting import until
 
 INTERVAL = 0.2  # evaluation_interval: the lease lasts 0.3 s, checks every 0.05 s
 
@@ -99,6 +101,32 @@ class Clock:
         return self.now
 
 
+async def until_recovered(
+    engine: AlertEngine,
+    clock: Clock,
+    samples: list[MetricSample],
+    start: int,
+    *,
+    leader: bool = True,
+    deliverer: Deliverer | None = None,
+) -> list[Any]:
+    """Evaluate ``samples`` once a (test clock) second from ``start`` until the engine has left its
+    degraded mode, and leads with ``leader``: the pool reconnects after its backoff. The transitions."""
+    moved: list[Any] = []
+    second = start
+
+    async def recovered() -> bool:
+        nonlocal second
+        moved.extend(await engine.evaluate(samples, clock.at(second)))
+        second += 1
+        if deliverer is not None:
+            await deliverer.deliver_offline()  # meanwhile decisions stay in memory
+        return (engine.is_leader or not leader) and not engine.degraded
+
+    await until(recovered, within=10, what="the engine recovered from the outage", poll=0.05)
+    return moved
+
+
 def down(*eps: int, seconds: float = 100, up: Iterable[int] = ()) -> list[MetricSample]:
     return [MetricSample("endpoint.down_for", f"ep{i}", seconds) for i in eps] + [
         MetricSample("endpoint.down_for", f"ep{i}", 0.0) for i in up
@@ -177,13 +205,13 @@ async def test_down_pending_firing_resolved_with_exact_messages(
                 {"type": "section", "text": {"type": "mrkdwn", "text": "*Endpoint down*"}},
                 {
                     "type": "section",
-                    "fields": [
-                        {"type": "mrkdwn", "text": "*Severity*\n:red_circle: Critical"},
-                        {"type": "mrkdwn", "text": "*Where*\nep0"},
-                        {"type": "mrkdwn", "text": "*Value*\n1m 10s"},
-                        {"type": "mrkdwn", "text": "*Threshold*\n&gt; 0s for 1m"},
-                        {"type": "mrkdwn", "text": f"*Since*\n{when(clock.t0 + timedelta(seconds=10))}"},
-                    ],
+                    "fields": mrkdwn_fields(
+                        "*Severity*\n:red_circle: Critical",
+                        "*Where*\nep0",
+                        "*Value*\n1m 10s",
+                        "*Threshold*\n&gt; 0s for 1m",
+                        f"*Since*\n{when(clock.t0 + timedelta(seconds=10))}",
+                    ),
                 },
                 {
                     "type": "context",
@@ -214,14 +242,14 @@ async def test_down_pending_firing_resolved_with_exact_messages(
                 },
                 {
                     "type": "section",
-                    "fields": [
-                        {"type": "mrkdwn", "text": "*Was*\n:red_circle: Critical"},
-                        {"type": "mrkdwn", "text": "*Where*\nep0"},
-                        {"type": "mrkdwn", "text": "*Value*\n0s"},
-                        {"type": "mrkdwn", "text": "*Threshold*\n&gt; 0s for 1m"},
-                        {"type": "mrkdwn", "text": f"*Fired*\n{when(clock.t0 + timedelta(seconds=70))}"},
-                        {"type": "mrkdwn", "text": f"*Resolved*\n{when(clock.t0 + timedelta(seconds=130))}"},
-                    ],
+                    "fields": mrkdwn_fields(
+                        "*Was*\n:red_circle: Critical",
+                        "*Where*\nep0",
+                        "*Value*\n0s",
+                        "*Threshold*\n&gt; 0s for 1m",
+                        f"*Fired*\n{when(clock.t0 + timedelta(seconds=70))}",
+                        f"*Resolved*\n{when(clock.t0 + timedelta(seconds=130))}",
+                    ),
                 },
                 {
                     "type": "context",
@@ -429,7 +457,7 @@ async def test_alert_cleared_while_down_gets_its_resolved(
     restarted = Rig(db, config, clock, "restarted")
     try:
         await restarted.engine.load()
-        await asyncio.sleep(1.5 * INTERVAL + 0.05)  # the dead instance's lease runs out
+        await asyncio.sleep(1.5 * INTERVAL + 0.05)  # time under test: the dead instance's lease runs out
         moved = await restarted.step(600, down(1, seconds=700, up=[0]))
         assert moved == [("api-down", "ep0", "firing", "resolved")]
     finally:
@@ -457,9 +485,9 @@ async def test_two_instances_send_every_notification_once(
         for seconds, samples in timeline:
             now = clock.at(seconds)
             await asyncio.gather(*(e.evaluate(samples, now) for e in engines))
-            await asyncio.sleep(0.06)
+            await asyncio.sleep(0.06)  # paced like live ticks: deliveries interleave with evaluations
         await sink.wait_for(2)
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(0.3)  # time under test: would catch a late duplicate
     finally:
         await asyncio.gather(*(d.stop() for d in deliverers))
         for p in pools:
@@ -490,7 +518,7 @@ async def test_follower_takes_over_within_two_intervals(
             if follower.engine.is_leader:
                 took_over = time.monotonic() - died
                 break
-            await asyncio.sleep(interval / 10)
+            await asyncio.sleep(interval / 10)  # time under test: how soon the follower takes over
         assert took_over is not None and took_over <= 2 * interval
         await follower.step(200, down(up=[0]))
     finally:
@@ -612,13 +640,7 @@ async def test_database_unreachable_is_announced_without_the_database(
         assert headers(sink.received) == [":red_circle: CRITICAL: db-unreachable"]
         assert await engine.evaluate(db_down, clock.at(20)) == []
         link.down = False
-        moved = []
-        for n in range(100):  # the pool reconnects after its backoff; meanwhile decisions stay in memory
-            moved += await engine.evaluate(db_ok, clock.at(30 + n))
-            await deliverer.deliver_offline()
-            if not engine.degraded:
-                break
-            await asyncio.sleep(0.1)
+        moved = await until_recovered(engine, clock, db_ok, 30, leader=False, deliverer=deliverer)
         assert not engine.degraded
         assert [(t.rule, t.from_state, t.to_state) for t in moved] == [
             ("db-unreachable", "firing", "resolved")
@@ -660,12 +682,8 @@ async def test_an_agent_started_during_an_outage_announces_it_once_and_resolves_
         assert headers(sink.received) == [":red_circle: CRITICAL: db-unreachable"]
         assert await agent.evaluate(outage, clock.at(10)) == []  # announced once
         link.down = False
-        moved = []
-        for n in range(100):
-            moved += await agent.evaluate([MetricSample("db.unreachable", "", 0.0)], clock.at(20 + n))
-            if not agent.degraded:
-                break
-            await asyncio.sleep(0.1)
+        db_ok = [MetricSample("db.unreachable", "", 0.0)]
+        moved = await until_recovered(agent, clock, db_ok, 20, leader=False)
         assert not agent.degraded and agent.is_leader
         assert [(t.rule, t.from_state, t.to_state) for t in moved] == [
             ("db-unreachable", "firing", "resolved")
@@ -698,7 +716,7 @@ async def test_followers_stay_quiet_while_the_database_is_away(
     await follower.evaluate([], clock.at(0))
     assert not follower.is_leader
     await db.close()  # this handle now raises DatabaseUnavailable, like an outage
-    await asyncio.sleep(INTERVAL / 2)  # both instances' next lease check is due
+    await asyncio.sleep(INTERVAL / 2)  # time under test: both instances' next lease check is due
     unreachable = [MetricSample("db.unreachable", "", 1.0)]
     with pytest.raises(DatabaseUnavailable):
         await follower.evaluate(unreachable, clock.at(10))
@@ -748,11 +766,7 @@ async def test_direct_delivery_given_up_is_stored_as_dead_and_resendable(
         [entry] = engine.offline.entries
         assert entry.dead and engine.degraded
         link.down = False
-        for n in range(100):
-            await engine.evaluate(db_down, clock.at(20 + n))
-            if not engine.degraded:
-                break
-            await asyncio.sleep(0.1)
+        await until_recovered(engine, clock, db_down, 20, leader=False)
         assert not engine.degraded and len(engine.offline) == 0
         actions = AlertActions(db, config, actor="alice")
         [dead] = await actions.outbox("dead")  # what the Alerts screen lists

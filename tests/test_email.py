@@ -313,7 +313,7 @@ async def test_transient_failure_is_retried_and_permanent_is_dead_then_resent(
             451,
             "SMTP 451: 4.3.0 Try again later",
         )
-        await asyncio.sleep(0.12)
+        await asyncio.sleep(0.12)  # time under test: the retry is due once its backoff has passed
         assert await rig.deliverer.deliver_due() == 1
         smtp.script("554 5.7.1 Rejected by policy")
         assert await rig.step(60, down("ep0", 0)) == 0

@@ -17,7 +17,7 @@ from core.db import Database, PoolSettings
 from core.notify.delivery import Deliverer
 from core.spool import read_spools
 from tests.servers import WebhookSink
-from tests.test_alerting import API_DOWN, Clock, CuttableLink, headers, make_config
+from tests.test_alerting import API_DOWN, Clock, CuttableLink, headers, make_config, until_recovered
 
 DB_DOWN_NOW = [MetricSample("db.unreachable", "", 1.0)]
 DB_OK = [MetricSample("db.unreachable", "", 0.0)]
@@ -50,17 +50,6 @@ def via(dsn: str) -> Database:
 async def history(db: Database) -> list[tuple[str, str, str]]:
     rows = await db.fetch("SELECT rule, from_state, to_state FROM opswatch.alert_history ORDER BY id")
     return [tuple(r) for r in rows]
-
-
-async def until_recovered(
-    engine: AlertEngine, clock: Clock, samples: list[MetricSample], start: int, *, leader: bool = True
-) -> None:
-    for n in range(100):  # the pool reconnects within its (short) backoff
-        await engine.evaluate(samples, clock.at(start + n))
-        if (engine.is_leader or not leader) and not engine.degraded:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("the engine did not recover")
 
 
 async def test_a_restart_during_the_outage_loses_nothing_and_announces_nothing_twice(

@@ -151,7 +151,7 @@ async def test_timeout_from_the_sink_is_retried(db: Database, sink: WebhookSink)
         assert await deliverer.deliver_due() == 0
         entry = (await entries(db, [row_id]))[row_id]
         assert (entry.status, entry.attempts, entry.last_error) == ("pending", 1, "timed out after 0.3 s")
-        await asyncio.sleep(0.15)
+        await asyncio.sleep(0.15)  # time under test: the retry is due once its backoff has passed
         assert await deliverer.deliver_due() == 1
     finally:
         await deliverer.stop()
@@ -215,7 +215,7 @@ async def test_restart_resumes_pending_and_takes_over_expired_leases(db: Databas
     try:
         assert await survivor.deliver_due() == 0  # still leased by the crashed instance
         assert sink.received == []
-        await asyncio.sleep(1.3)
+        await asyncio.sleep(1.3)  # time under test: the crashed instance's 1.2 s lease runs out
         assert await survivor.deliver_due() == 2
     finally:
         await survivor.stop()
@@ -231,7 +231,7 @@ async def test_firing_and_resolved_keep_their_order_per_route(db: Database, sink
     try:
         assert await deliverer.deliver_due() == 1  # warning route is independent; critical waits for "firing"
         assert [r.body["text"] for r in sink.delivered] == ["other-route"]
-        await asyncio.sleep(0.12)
+        await asyncio.sleep(0.12)  # time under test: the held "firing" row's backoff passes
         assert await deliverer.deliver_due() == 2
     finally:
         await deliverer.stop()
@@ -248,7 +248,7 @@ async def test_two_deliverers_send_each_notification_once(db: Database, sink: We
     await asyncio.gather(one.start(), two.start())
     try:
         await sink.wait_for(30)
-        await asyncio.sleep(0.3)  # would catch a late duplicate
+        await asyncio.sleep(0.3)  # time under test: would catch a late duplicate
     finally:
         await asyncio.gather(one.stop(), two.stop())
     texts = [r.body["text"] for r in sink.received]
@@ -319,7 +319,7 @@ async def test_each_row_goes_out_once_from_an_instance_that_has_its_target(
     await asyncio.gather(a.start(), b.start())
     try:
         await sink.wait_for(8 + 16 + 1)
-        await asyncio.sleep(0.3)  # would catch a late duplicate or a row claimed by the wrong instance
+        await asyncio.sleep(0.3)  # time under test: a late duplicate or a row claimed by the wrong instance
     finally:
         await asyncio.gather(a.stop(), b.stop())
     assert keys_at(sink, "/a-crit") == a_keys

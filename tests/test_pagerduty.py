@@ -378,7 +378,7 @@ async def test_500_then_202_is_retried_and_400_is_dead_at_once_without_leaking_t
         [row] = await list_outbox(db)
         assert (row.status, row.attempts, row.last_status) == ("pending", 1, 500)
         assert row.last_error == "HTTP 500: error: internal error for ***"
-        await asyncio.sleep(0.12)
+        await asyncio.sleep(0.12)  # time under test: the retry is due once its backoff has passed
         assert await rig.deliverer.deliver_due() == 1
 
         # A 400 is permanent: dead at once (no retries), and PagerDuty echoing the key does not leak it.
@@ -477,11 +477,11 @@ async def test_all_channels_once_from_two_instances(
             for seconds, samples in timeline:
                 now = t0 + timedelta(seconds=seconds)
                 await asyncio.gather(*(e.evaluate(samples, now) for e in engines))
-                await asyncio.sleep(0.06)
+                await asyncio.sleep(0.06)  # paced like live ticks: deliveries interleave with evaluations
             await pd_sink.wait_for(6)
             await smtp.wait_for(3)
             await hook.wait_for(3)
-            await asyncio.sleep(0.3)  # would catch a late duplicate
+            await asyncio.sleep(0.3)  # time under test: would catch a late duplicate
         finally:
             await asyncio.gather(*(d.stop() for d in deliverers))
             for p in pools:

@@ -12,7 +12,7 @@ import respx
 from core.config import SlackConfig
 from core.notify.base import Notification, parse_retry_after, summary_line
 from core.notify.slack import SlackNotifier, render_slack
-from tests.alerts import T0
+from tests.alerts import T0, mrkdwn_fields
 from tests.alerts import alert_info as info
 from tests.servers import ScriptedReply, WebhookSink
 
@@ -40,13 +40,13 @@ def test_single_firing_message_exact() -> None:
             },
             {
                 "type": "section",
-                "fields": [
-                    {"type": "mrkdwn", "text": "*Severity*\n:red_circle: Critical"},
-                    {"type": "mrkdwn", "text": "*Where*\ncheckout"},
-                    {"type": "mrkdwn", "text": "*Value*\n5m 12s"},
-                    {"type": "mrkdwn", "text": "*Threshold*\n&gt; 5m"},
-                    {"type": "mrkdwn", "text": f"*Since*\n{WHEN}"},
-                ],
+                "fields": mrkdwn_fields(
+                    "*Severity*\n:red_circle: Critical",
+                    "*Where*\ncheckout",
+                    "*Value*\n5m 12s",
+                    "*Threshold*\n&gt; 5m",
+                    f"*Since*\n{WHEN}",
+                ),
             },
             {
                 "type": "context",
@@ -90,14 +90,14 @@ def test_resolved_message_exact() -> None:
             },
             {
                 "type": "section",
-                "fields": [
-                    {"type": "mrkdwn", "text": "*Was*\n:red_circle: Critical"},
-                    {"type": "mrkdwn", "text": "*Where*\ncheckout"},
-                    {"type": "mrkdwn", "text": "*Value*\n0s"},
-                    {"type": "mrkdwn", "text": "*Threshold*\n&gt; 5m"},
-                    {"type": "mrkdwn", "text": f"*Fired*\n{WHEN}"},
-                    {"type": "mrkdwn", "text": f"*Resolved*\n{resolved_when}"},
-                ],
+                "fields": mrkdwn_fields(
+                    "*Was*\n:red_circle: Critical",
+                    "*Where*\ncheckout",
+                    "*Value*\n0s",
+                    "*Threshold*\n&gt; 5m",
+                    f"*Fired*\n{WHEN}",
+                    f"*Resolved*\n{resolved_when}",
+                ),
             },
         ],
     }

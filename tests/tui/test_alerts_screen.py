@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+
 import asyncpg
 import pytest
 from textual.widgets import DataTable
@@ -9,12 +12,19 @@ from textual.widgets import DataTable
 from core.config import Config
 from core.notify.outbox import OutboxItem, enqueue
 from core.notify.registry import build_notifiers
-from tests.tui.support import console, fixed_snapshot, wait_for
+from tests.tui.support import Running, console, fixed_snapshot, wait_for
 from tui.screens.alerts import AlertsScreen
 from tui.themes import ANSI, DARK, HIGH_CONTRAST, resolve_theme
 from tui.widgets.confirm_modal import ConfirmModal
 from tui.widgets.paged_table import cursor_key
 from tui.widgets.silence_modal import SilenceModal
+
+
+def alerts_screen(dsn: str, size: tuple[int, int], **build: Any) -> AbstractAsyncContextManager[Running]:
+    """The console on its Alerts screen (key 5); by default the fixed snapshot with a critical alert."""
+    return console(
+        dsn, size=size, key="5", screen=AlertsScreen, **({"snapshot": fixed_snapshot(critical=True)} | build)
+    )
 
 
 async def _fetchval(dsn: str, sql: str, *args: object) -> object:
@@ -33,14 +43,7 @@ async def test_acknowledge_silence_and_test_alert(db_dsn: str) -> None:
         "VALUES ('api-down', 'pos-api-02', 'firing', 'critical', 312, 300)",
     )
     # loops off: the rule engine would reconcile the hand-made alert row; only the actions are under test.
-    async with console(
-        db_dsn,
-        snapshot=fixed_snapshot(critical=True),
-        size=(140, 40),
-        key="5",
-        screen=AlertsScreen,
-        loops=False,
-    ) as (app, _, pilot, _):
+    async with alerts_screen(db_dsn, (140, 40), loops=False) as (app, _, pilot, _):
         await pilot.press("a")  # cursor starts on the critical api-down alert
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmModal), what="ack confirm")
         await pilot.press("tab", "enter")
@@ -117,9 +120,12 @@ async def test_outbox_lists_recent_notifications_and_x_retargets_a_stranded_one(
         )
     finally:
         await conn.close()
-    async with console(
-        db_dsn, config=config, snapshot=fixed_snapshot(), size=(160, 40), key="5", screen=AlertsScreen
-    ) as (app, _, pilot, screen):
+    async with alerts_screen(db_dsn, (160, 40), config=config, snapshot=fixed_snapshot()) as (
+        app,
+        _,
+        pilot,
+        screen,
+    ):
         table = screen.query_one("#alerts-outbox", DataTable)
         await wait_for(pilot, lambda: table.row_count == 3, what="outbox rows")
         statuses = [table.get_row(str(i))[2].plain for i in reversed(ids)]
@@ -167,14 +173,7 @@ async def test_history_follows_the_newest_row_until_the_operator_moves_away(fres
     """Bug 2: new rows appeared above the visible area because the cursor stuck to its row id."""
     await _seed_history(fresh_db_dsn, 1, 30)
     # loops off: only the screen's reloads are under test.
-    async with console(
-        fresh_db_dsn,
-        snapshot=fixed_snapshot(critical=True),
-        size=(160, 45),
-        key="5",
-        screen=AlertsScreen,
-        loops=False,
-    ) as (_, monitor, pilot, screen):
+    async with alerts_screen(fresh_db_dsn, (160, 45), loops=False) as (_, monitor, pilot, screen):
         table = screen.query_one("#alerts-history", DataTable)
         await wait_for(pilot, lambda: table.row_count == 30, what="history rows")
         await pilot.press("f")
@@ -238,14 +237,7 @@ async def test_k_moves_and_acknowledging_asks_first(db_dsn: str) -> None:
     )
     # loops off: the rule engine would reconcile the hand-made alert rows; only the keys are under test.
     acked = "SELECT count(*) FROM opswatch.alert_state WHERE acknowledged_by IS NOT NULL"
-    async with console(
-        db_dsn,
-        snapshot=fixed_snapshot(critical=True),
-        size=(140, 40),
-        key="5",
-        screen=AlertsScreen,
-        loops=False,
-    ) as (app, _, pilot, screen):
+    async with alerts_screen(db_dsn, (140, 40), loops=False) as (app, _, pilot, screen):
         table = screen.query_one("#alerts-active", DataTable)
         await wait_for(pilot, lambda: table.row_count == 3, what="active alerts")
         await pilot.press("j")
@@ -280,9 +272,7 @@ async def test_footer_shows_screen_keys_and_actions_and_f1_help_is_grouped(db_ds
 
     from tui.screens.help import HelpScreen
 
-    async with console(
-        db_dsn, snapshot=fixed_snapshot(critical=True), size=(120, 30), key="5", screen=AlertsScreen
-    ) as (app, _, pilot, _):
+    async with alerts_screen(db_dsn, (120, 30)) as (app, _, pilot, _):
         footer = app.screen.query_one("#key-footer-line", Static)
         await wait_for(pilot, lambda: "Screens" in str(footer.render()), what="footer")
         line = str(footer.render())
