@@ -18,7 +18,7 @@ from core.notify.base import Notification
 from core.notify.email import EmailNotifier, build_message, render_email, subject_line
 from core.notify.outbox import entries, list_outbox
 from core.notify.registry import build_notifiers
-from tests.alerts import T0, Rig
+from tests.alerts import API_DOWN_RULE, T0, Rig
 from tests.alerts import alert_info as info
 from tests.smtp_server import SmtpSink, self_signed_cert
 
@@ -237,14 +237,7 @@ async def test_starttls_and_auth_with_a_self_signed_certificate(tmp_path: Path, 
 # --------------------------------------------------------------------------- through the outbox
 
 
-API_DOWN = {
-    "name": "api-down",
-    "metric": "endpoint.down_for",
-    "critical": 0,
-    "for": 0,
-    "description": "Endpoint down",
-    "runbook": "Restart the POS backend",
-}
+API_DOWN = API_DOWN_RULE | {"runbook": "Restart the POS backend"}
 OUTBOX = {"max_attempts": 3, "backoff_initial": 0.05, "backoff_max": 0.1, "poll_interval": 0.05}
 
 

@@ -8,7 +8,7 @@ import asyncio
 import json
 from collections import deque
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from functools import partial
 from typing import Any
 
@@ -16,15 +16,15 @@ import httpx
 import pytest_asyncio
 from aiohttp import web
 
-from core.alerting import AlertActions, AlertEngine, MetricSample
+from core.alerting import AlertActions, MetricSample
 from core.config import Config, PagerDutyConfig
-from core.db import Database, PoolSettings
+from core.db import Database
 from core.notify.base import Notification
 from core.notify.delivery import Deliverer
 from core.notify.outbox import list_outbox
 from core.notify.pagerduty import PagerDutyNotifier, render_pagerduty
 from core.notify.registry import build_notifiers, send_timeout
-from tests.alerts import T0, Rig, alert_info
+from tests.alerts import API_DOWN_RULE, T0, Clock, Rig, alert_info, instances, play
 from tests.servers import WebhookSink, _Server
 from tests.smtp_server import SmtpSink
 
@@ -258,13 +258,7 @@ async def test_send_adds_the_routing_key_and_classifies_replies(
 
 # --------------------------------------------------------------------------- through the outbox
 
-API_DOWN = {
-    "name": "api-down",
-    "metric": "endpoint.down_for",
-    "critical": 0,
-    "for": 0,
-    "description": "Endpoint down",
-}
+API_DOWN = API_DOWN_RULE
 SLOW = {"name": "slow", "metric": "endpoint.latency_ms", "warning": 2000}
 OUTBOX = {"max_attempts": 4, "backoff_initial": 0.05, "backoff_max": 0.1, "poll_interval": 0.05}
 
@@ -459,33 +453,19 @@ async def test_all_channels_once_from_two_instances(
         )
         assert set(build_notifiers(config)) == {"pagerduty", "email", "webhook"}
         assert send_timeout(config) == 2
-        pools = [Database(db_dsn, PoolSettings(min_size=1, max_size=4)) for _ in range(2)]
-        t0 = datetime.now(UTC).replace(microsecond=0)
-        now = t0
-        engines = [
-            AlertEngine(p, config, instance_id=f"i{n}", clock=lambda: now) for n, p in enumerate(pools)
-        ]
-        deliverers = [Deliverer(p, config, instance_id=f"i{n}") for n, p in enumerate(pools)]
-        await asyncio.gather(*(d.start() for d in deliverers))
-        try:
+        clock = Clock()
+        async with instances(db_dsn, config, clock) as engines:
             timeline = [
                 (0, [*down(0, 1, 2), *slow(3)]),
                 (0.6, [*down(0, 1, 2), *slow(3)]),
                 (1, [*down(0, 1, 2), *slow(3)]),
                 (30, [*up(0, 1, 2), *slow(3)]),
             ]
-            for seconds, samples in timeline:
-                now = t0 + timedelta(seconds=seconds)
-                await asyncio.gather(*(e.evaluate(samples, now) for e in engines))
-                await asyncio.sleep(0.06)  # paced like live ticks: deliveries interleave with evaluations
+            await play(engines, clock, timeline)
             await pd_sink.wait_for(6)
             await smtp.wait_for(3)
             await hook.wait_for(3)
             await asyncio.sleep(0.3)  # time under test: would catch a late duplicate
-        finally:
-            await asyncio.gather(*(d.stop() for d in deliverers))
-            for p in pools:
-                await p.close()
     assert sum(e.is_leader for e in engines) == 1
     assert [(e["event_action"], e["dedup_key"]) for e in pd_sink.events] == [
         ("trigger", "opswatch/api-down/ep0"),

@@ -268,22 +268,16 @@ def test_pagerduty_events_stay_within_the_events_api_for_any_alert() -> None:
 # --------------------------------------------------------------------------- generic webhook
 
 
-@pytest_asyncio.fixture
-async def hook() -> AsyncIterator[WebhookSink]:
-    async with WebhookSink() as sink:
-        yield sink
-
-
 async def test_huge_hostile_alert_reaches_a_webhook_bounded_and_inert_with_an_idempotency_key(
-    db: Database, hook: WebhookSink
+    db: Database, sink: WebhookSink
 ) -> None:
-    cfg = config({"webhook": [{"name": "ops", "url": hook.url("ops"), "timeout": 2}]})
-    hook.script("ops", ScriptedReply(500))  # the first attempt fails: the retry carries the same key
+    cfg = config({"webhook": [{"name": "ops", "url": sink.url("ops"), "timeout": 2}]})
+    sink.script("ops", ScriptedReply(500))  # the first attempt fails: the retry carries the same key
     async with Rig(db, cfg) as rig:
         assert await rig.step(0, down(30.0)) == 0
         await rig.deliver_until(1)  # the retry, after its 0.2-0.4 s backoff
         assert await rig.step(10, down(0.0)) == 1
-    first, retry, resolved = hook.received
+    first, retry, resolved = sink.received
     assert_inert([first.body, resolved.body])
     assert first.body == retry.body and first.body["version"] == WEBHOOK_VERSION == 1
     [alert] = first.body["alerts"]
@@ -303,9 +297,9 @@ async def test_huge_hostile_alert_reaches_a_webhook_bounded_and_inert_with_an_id
 
 
 async def test_a_sender_dying_mid_post_means_a_second_post_with_the_same_idempotency_key(
-    db: Database, hook: WebhookSink
+    db: Database, sink: WebhookSink
 ) -> None:
-    cfg = config({"webhook": [{"name": "ops", "url": hook.url("ops"), "timeout": 0.5}]})
+    cfg = config({"webhook": [{"name": "ops", "url": sink.url("ops"), "timeout": 0.5}]})
     cfg = cfg.model_copy(
         update={
             "notifications": cfg.notifications.model_copy(
@@ -313,7 +307,7 @@ async def test_a_sender_dying_mid_post_means_a_second_post_with_the_same_idempot
             )
         }
     )
-    hook.script("ops", ScriptedReply(200, delay_s=3.0))  # the receiver takes it but answers late
+    sink.script("ops", ScriptedReply(200, delay_s=3.0))  # the receiver takes it but answers late
     engine = AlertEngine(db, cfg, instance_id="a", clock=lambda: datetime.now(UTC))
     dying = Deliverer(db, cfg, instance_id="a")
     survivor = Deliverer(db, cfg, instance_id="b")
@@ -322,7 +316,7 @@ async def test_a_sender_dying_mid_post_means_a_second_post_with_the_same_idempot
         sending = asyncio.create_task(dying.deliver_due())
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 5.0
-        while not hook.started:
+        while not sink.started:
             assert loop.time() < deadline, "the first POST never arrived"
             await asyncio.sleep(0.01)
         sending.cancel()  # instance "a" dies mid-POST: nothing is recorded
@@ -334,7 +328,7 @@ async def test_a_sender_dying_mid_post_means_a_second_post_with_the_same_idempot
     finally:
         await dying.stop()
         await survivor.stop()
-    first, second = hook.started[:2]
+    first, second = sink.started[:2]
     assert first.body == second.body
     assert first.headers["Idempotency-Key"] == second.headers["Idempotency-Key"]
     [row] = await list_outbox(db)
@@ -412,10 +406,10 @@ def records() -> Iterator[list[dict[str, Any]]]:
 
 
 async def test_logs_name_the_rule_scope_and_severity_they_queue_and_deliver(
-    db: Database, hook: WebhookSink, records: list[dict[str, Any]]
+    db: Database, sink: WebhookSink, records: list[dict[str, Any]]
 ) -> None:
-    cfg = config({"webhook": [{"name": "ops", "url": hook.url("ops"), "timeout": 2}]})
-    hook.script("ops", ScriptedReply(503, body="busy"))
+    cfg = config({"webhook": [{"name": "ops", "url": sink.url("ops"), "timeout": 2}]})
+    sink.script("ops", ScriptedReply(503, body="busy"))
     async with Rig(db, cfg) as rig:
         assert await rig.step(0, down(30.0)) == 0
         await rig.deliver_until(1)

@@ -108,7 +108,7 @@ def test_alerts_screen(snap_compare: Any, alert_rows: str, size: tuple[int, int]
             what="columns fitted",
         )
         await pilot.wait_for_scheduled_animations()
-        await pilot.pause(0.2)
+        await pilot.pause()  # the last refresh drawn (waits for the idle app, not a fixed time)
 
     assert snap_compare(app, terminal_size=size, run_before=ready)
 
@@ -129,6 +129,6 @@ def test_wall_page(snap_compare: Any, alert_rows: str, size: tuple[int, int], pa
         )
         if page == "overview":
             await wait_for(pilot, lambda: any(t.shown for t in app.screen.query(EndpointTile)), what="tiles")
-        await pilot.pause(0.1)
+        await pilot.pause()  # the last refresh drawn (waits for the idle app, not a fixed time)
 
     assert snap_compare(app, terminal_size=size, run_before=ready)
