@@ -27,6 +27,7 @@ from core.notify.registry import build_notifiers, send_timeout
 from tests.alerts import API_DOWN_RULE, T0, Clock, Rig, alert_info, instances, play
 from tests.servers import WebhookSink, _Server
 from tests.smtp_server import SmtpSink
+from tests.waiting import arrivals
 
 ROUTING_KEY = "R0ut1ngK3ySecretValue0123456789a"  # 32 characters, like a real integration key
 info = partial(alert_info, runbook="Check the POS backend process")
@@ -110,12 +111,7 @@ class PagerDutySink(_Server):
         return web.json_response(reply, status=202)
 
     async def wait_for(self, count: int, within: float = 10.0) -> list[dict[str, Any]]:
-        async def _wait() -> None:
-            async with self.arrived:
-                await self.arrived.wait_for(lambda: len(self.events) >= count)
-
-        await asyncio.wait_for(_wait(), within)
-        return list(self.events)
+        return await arrivals(self.arrived, self.events, count, within)
 
     async def __aenter__(self) -> PagerDutySink:
         await self.start()
