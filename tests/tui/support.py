@@ -51,8 +51,7 @@ def pool() -> PoolSettings:
 
 async def seed_app_rows(dsn: str, *, dlq: int = 0, events: int = 0, hostile_at: int | None = None) -> None:
     """Two businesses, two channels, ``dlq`` dead letters and ``events`` event failures, fixed times."""
-    conn = await asyncpg.connect(dsn)
-    try:
+    async with connected(dsn) as conn:
         await conn.execute(
             "TRUNCATE dead_letter_messages, event_failures, social_messages, social_channels, businesses "
             "RESTART IDENTITY CASCADE"
@@ -103,28 +102,20 @@ async def seed_app_rows(dsn: str, *, dlq: int = 0, events: int = 0, hostile_at: 
                 "created_at) VALUES ($1,$2,$3,$4::jsonb,$5,$6)",
                 ev,
             )
-    finally:
-        await conn.close()
 
 
 async def dlq_status(dsn: str, row_id: int) -> tuple[str, int]:
-    conn = await asyncpg.connect(dsn)
-    try:
+    async with connected(dsn) as conn:
         row = await conn.fetchrow(
             "SELECT status, retry_count FROM dead_letter_messages WHERE id = $1", row_id
         )
         assert row is not None
         return str(row["status"]), int(row["retry_count"])
-    finally:
-        await conn.close()
 
 
 async def count_status(dsn: str, status: str) -> int:
-    conn = await asyncpg.connect(dsn)
-    try:
+    async with connected(dsn) as conn:
         return int(await conn.fetchval("SELECT count(*) FROM dead_letter_messages WHERE status = $1", status))
-    finally:
-        await conn.close()
 
 
 def fixed_snapshot(*, endpoints: int = 6, critical: bool = False, db_up: bool = True) -> Snapshot:
@@ -415,6 +406,16 @@ async def console(
             yield Running(app, monitor, pilot, app.screen)
     finally:
         await db.close()
+
+
+@contextlib.asynccontextmanager
+async def connected(dsn: str) -> AsyncIterator[asyncpg.Connection]:
+    """One plain connection, for seeding rows and reading what the console wrote."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        yield conn
+    finally:
+        await conn.close()
 
 
 def _closing_app() -> type:

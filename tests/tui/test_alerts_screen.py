@@ -5,14 +5,13 @@ from __future__ import annotations
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-import asyncpg
 import pytest
 from textual.widgets import DataTable
 
 from core.config import Config
 from core.notify.outbox import OutboxItem, enqueue
 from core.notify.registry import build_notifiers
-from tests.tui.support import Running, console, fixed_snapshot, wait_for
+from tests.tui.support import Running, connected, console, fixed_snapshot, wait_for
 from tui.screens.alerts import AlertsScreen
 from tui.themes import ANSI, DARK, HIGH_CONTRAST, resolve_theme
 from tui.widgets.confirm_modal import ConfirmModal
@@ -28,11 +27,8 @@ def alerts_screen(dsn: str, size: tuple[int, int], **build: Any) -> AbstractAsyn
 
 
 async def _fetchval(dsn: str, sql: str, *args: object) -> object:
-    conn = await asyncpg.connect(dsn)
-    try:
+    async with connected(dsn) as conn:
         return await conn.fetchval(sql, *args)
-    finally:
-        await conn.close()
 
 
 async def test_acknowledge_silence_and_test_alert(db_dsn: str) -> None:
@@ -100,8 +96,7 @@ async def test_outbox_lists_recent_notifications_and_x_retargets_a_stranded_one(
         {"notifications": {"slack": {"webhooks": {"critical": "http://127.0.0.1:9/now"}}}}
     )
     current = build_notifiers(config)["slack"].targets()["slack:critical"]
-    conn = await asyncpg.connect(db_dsn)
-    try:
+    async with connected(db_dsn) as conn:
         await conn.execute("TRUNCATE opswatch.notification_outbox, opswatch.audit_log RESTART IDENTITY")
         items = [
             OutboxItem(
@@ -118,8 +113,6 @@ async def test_outbox_lists_recent_notifications_and_x_retargets_a_stranded_one(
             "UPDATE opswatch.notification_outbox SET status = 'dead', last_error = 'HTTP 404' WHERE id = $1",
             ids[1],
         )
-    finally:
-        await conn.close()
     async with alerts_screen(db_dsn, (160, 40), config=config, snapshot=fixed_snapshot()) as (
         app,
         _,
@@ -146,16 +139,13 @@ async def test_outbox_lists_recent_notifications_and_x_retargets_a_stranded_one(
 
 async def _seed_history(dsn: str, first: int, count: int) -> None:
     """``count`` alert transitions after the first ``first - 1`` ones, one second apart (ids ascend)."""
-    conn = await asyncpg.connect(dsn)
-    try:
+    async with connected(dsn) as conn:
         await conn.executemany(
             "INSERT INTO opswatch.alert_history (at, rule, scope, from_state, to_state, severity) "
             "VALUES (TIMESTAMPTZ '2025-03-14 13:00:00+00' + make_interval(secs => $1), $2, $3, "
             "'pending', 'firing', 'warning')",
             [(float(i), f"rule-{i:03d}", "pos-api-01") for i in range(first, first + count)],
         )
-    finally:
-        await conn.close()
 
 
 def _publish_change(monitor: object, n: int) -> None:

@@ -11,12 +11,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import asyncpg
 import pytest
 import pytest_asyncio
 from textual.widgets import DataTable
 
-from tests.tui.support import build_app, fixed_snapshot, make_config, seed_app_rows, wait_for
+from tests.tui.support import build_app, connected, fixed_snapshot, make_config, seed_app_rows, wait_for
 from tui.screens.alerts import AlertsScreen
 from tui.widgets.endpoint_tile import EndpointTile
 
@@ -27,8 +26,7 @@ WALL_PAGES = make_config().ui.wall.screens
 @pytest_asyncio.fixture(scope="module")
 async def alert_rows(db_dsn: str) -> str:
     await seed_app_rows(db_dsn, dlq=5, events=3)
-    conn = await asyncpg.connect(db_dsn)
-    try:
+    async with connected(db_dsn) as conn:
         await conn.execute(
             "TRUNCATE opswatch.alert_history, opswatch.notification_outbox, opswatch.silences "
             "RESTART IDENTITY"
@@ -77,8 +75,6 @@ async def alert_rows(db_dsn: str) -> str:
             "VALUES ('error-rate', 'pos-api-01', '2025-03-14 13:50+00', '2099-01-01 00:00+00', "
             "'deploy window', 'tester', '2025-03-14 13:50+00')"
         )
-    finally:
-        await conn.close()
     return db_dsn
 
 
