@@ -155,13 +155,13 @@ async def test_an_outage_is_logged_once_not_per_evaluation(
     try:
         for n in range(15):  # the monitor evaluates every tick (250 ms; faster here)
             assert await agent.evaluate(DB_DOWN_NOW, clock.at(n)) == []
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.05)  # time under test: ticks in a row, each of which could log
         link.down = False
         await until_recovered(agent, clock, DB_OK, 20)
         link.cut()  # a second outage, now as the leader: logged again, once
         for n in range(15):
             assert await agent.evaluate(DB_DOWN_NOW, clock.at(200 + n)) == []
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.05)  # time under test: ticks in a row, each of which could log
         assert agent._offline_noted  # it did evaluate in memory
     finally:
         await agent_db.close()

@@ -29,6 +29,7 @@ from core.notify.outbox import (
 )
 from core.notify.registry import build_notifiers
 from tests.servers import Received, ScriptedReply, WebhookSink
+from tests.waiting import until
 
 
 def make_config(sink: WebhookSink, *, max_attempts: int = 3, timeout: float = 0.3, **outbox: Any) -> Config:
@@ -65,13 +66,10 @@ async def put(db: Database, *items: OutboxItem) -> list[int]:
 
 
 async def wait_status(db: Database, row_id: int, status: str, within: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    for _ in range(100_000):
-        if (await entries(db, [row_id]))[row_id].status == status or loop.time() > deadline:
-            break
-        await asyncio.sleep(0.02)
-    assert (await entries(db, [row_id]))[row_id].status == status
+    async def reached() -> bool:
+        return (await entries(db, [row_id]))[row_id].status == status
+
+    await until(reached, within, what=f"row {row_id} {status}")
 
 
 def test_retry_delay_grows_and_is_capped() -> None:

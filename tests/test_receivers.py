@@ -34,6 +34,7 @@ from core.notify.webhook import WEBHOOK_VERSION, idempotency_key, render_webhook
 from tests.alerts import T0, Rig, alert_info
 from tests.servers import BlockKitSink, ScriptedReply, WebhookSink, block_kit_problem
 from tests.test_pagerduty import ROUTING_KEY, PagerDutySink
+from tests.waiting import until
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -314,17 +315,12 @@ async def test_a_sender_dying_mid_post_means_a_second_post_with_the_same_idempot
     try:
         await engine.evaluate([MetricSample("endpoint.down_for", SCOPE, 30.0)], datetime.now(UTC))
         sending = asyncio.create_task(dying.deliver_due())
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 5.0
-        while not sink.started:
-            assert loop.time() < deadline, "the first POST never arrived"
-            await asyncio.sleep(0.01)
+        await until(lambda: sink.started, what="the first POST")
         sending.cancel()  # instance "a" dies mid-POST: nothing is recorded
         with contextlib.suppress(asyncio.CancelledError):
             await sending
-        while not await survivor.deliver_due():  # once a's lease has run out
-            assert loop.time() < deadline + 5.0, "the survivor never took the row over"
-            await asyncio.sleep(0.05)
+        # once a's lease has run out
+        await until(survivor.deliver_due, within=10, what="the survivor took the row over")
     finally:
         await dying.stop()
         await survivor.stop()

@@ -3,7 +3,6 @@ through the real engine against a local sink."""
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
@@ -19,6 +18,7 @@ from core.notify.registry import build_notifiers
 from core.notify.webhook import WebhookNotifier, idempotency_key, render_webhook
 from tests.alerts import T0, alert_info
 from tests.servers import ScriptedReply, WebhookSink
+from tests.waiting import until
 
 TOKEN = "whk-Bearer-T0ken-abcdef123456"
 info = partial(alert_info, runbook=None)
@@ -153,13 +153,14 @@ async def test_firing_resolved_retry_dead_and_resend_through_the_outbox(
             MetricSample("endpoint.latency_ms", "ep1", 3000.0),
         ]
         assert await step(0, samples) == 2  # pager fails once; chat gets the critical and the warning
-        retried = 0
-        deadline = asyncio.get_running_loop().time() + 5.0
-        while not retried:  # the retry, once its backoff has passed
-            assert asyncio.get_running_loop().time() < deadline, "the failed POST was never retried"
-            await asyncio.sleep(0.02)
-            retried = await deliverer.deliver_due()
-        assert retried == 1
+        retried: list[int] = []
+
+        async def retry_sent() -> int:
+            retried.append(await deliverer.deliver_due())
+            return retried[-1]
+
+        await until(retry_sent, what="the failed POST retried, once its backoff has passed")
+        assert retried[-1] == 1
         sink.script("chat", ScriptedReply(404, body="no such hook"))
         assert await step(10, [MetricSample("endpoint.down_for", "ep0", 0.0)]) == 1
         [dead] = await list_outbox(db, "dead")
