@@ -179,7 +179,7 @@ async def test_one_deadline_bounds_the_whole_conversation() -> None:
 
     async def sluggish(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            await asyncio.sleep(0.15)
+            await asyncio.sleep(0.15)  # the slow server under test
             writer.write(b"220 slow.test ESMTP\r\n")
             while await reader.readline():
                 await asyncio.sleep(0.15)
