@@ -28,22 +28,23 @@ API_DOWN_RULE = {
 """The rule the outbox tests fire: any endpoint down at all, at once."""
 
 
+ALERT: dict[str, Any] = {
+    "rule": "api-down",
+    "severity": "critical",
+    "metric": "endpoint.down_for",
+    "value": 312.0,
+    "value_text": "5m 12s",
+    "threshold_text": "> 5m",
+    "description": "Endpoint down for more than 5 minutes",
+    "runbook": RUNBOOK,
+    "started_at": T0,
+    "fired_at": T0,
+}
+
+
 def alert_info(scope: str = "checkout", **kw: Any) -> AlertInfo:
-    """'api-down' firing on `scope` since T0 for 5m 12s; any field can be overridden."""
-    base: dict[str, Any] = dict(
-        rule="api-down",
-        scope=scope,
-        severity="critical",
-        metric="endpoint.down_for",
-        value=312.0,
-        value_text="5m 12s",
-        threshold_text="> 5m",
-        description="Endpoint down for more than 5 minutes",
-        runbook=RUNBOOK,
-        started_at=T0,
-        fired_at=T0,
-    )
-    return AlertInfo(**(base | kw))
+    """'api-down' firing on `scope` since T0 for 5m 12s (``ALERT``); any field can be overridden."""
+    return AlertInfo(**(ALERT | {"scope": scope} | kw))
 
 
 class Clock:
