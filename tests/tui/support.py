@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 
 import asyncpg
 
+from core.clock import utcnow
 from core.config import Config, default_config
 from core.db import Database, PoolSettings
 from core.snapshot import (
@@ -35,10 +36,6 @@ NOW = datetime(2025, 3, 14, 14, 2, 0, tzinfo=UTC)
 HOSTILE = "[bold red]x[/] \x1b[31mred\x1b[0m end"
 """Hostile text as stored in PostgreSQL (TEXT cannot hold NUL; NUL arrives via HTTP, see HOSTILE_HTTP)."""
 HOSTILE_HTTP = "[bold red]x[/] \x1b[31mred\x1b[0m NUL:\x00 end"
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def frozen_clock(at: datetime = NOW) -> Callable[[], datetime]:
@@ -357,7 +354,7 @@ def build_app(
         config or make_config(),
         db,
         read_only=read_only or wall,
-        clock=clock or _utcnow,
+        clock=clock or utcnow,
         probes_enabled=False,
         deliver=False,
     )
