@@ -7,7 +7,10 @@ import pytest
 import pytest_asyncio
 
 from core.db import Database, PoolSettings
+from tests.logs import captured_log
 from tests.pg import DatabaseFactory, server_dsn
+from tests.servers import WebhookSink
+from tests.smtp_server import SmtpSink
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -52,3 +55,35 @@ async def database(db_dsn: str) -> AsyncIterator[Database]:
     db = Database(db_dsn, PoolSettings(min_size=1, max_size=4))
     yield db
     await db.close()
+
+
+@pytest_asyncio.fixture
+async def db(db_dsn: str) -> AsyncIterator[Database]:
+    """The module's database with opswatch's alerting tables emptied (faster than a new database)."""
+    database = Database(db_dsn, PoolSettings(min_size=1, max_size=8))
+    await database.execute(
+        "TRUNCATE opswatch.alert_state, opswatch.alert_history, opswatch.silences, opswatch.alert_leader,"
+        " opswatch.notification_outbox, opswatch.audit_log RESTART IDENTITY"
+    )
+    yield database
+    await database.close()
+
+
+@pytest_asyncio.fixture
+async def sink() -> AsyncIterator[WebhookSink]:
+    """A webhook receiver on 127.0.0.1 that records every request."""
+    async with WebhookSink() as server:
+        yield server
+
+
+@pytest_asyncio.fixture
+async def smtp() -> AsyncIterator[SmtpSink]:
+    async with SmtpSink() as server:
+        yield server
+
+
+@pytest.fixture
+def logs() -> Iterator[list[str]]:
+    """Everything logged through loguru while the test runs (as production formats it: no locals)."""
+    with captured_log("DEBUG", "{level} {message} {extra}") as lines:
+        yield lines

@@ -11,6 +11,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.waiting import arrivals
+
 
 @dataclass
 class Behaviour:
@@ -137,14 +139,7 @@ class WebhookSink(_Server):
 
     async def wait_for(self, count: int, within: float = 10.0, *, delivered: bool = True) -> list[Received]:
         """Wait until ``count`` requests (delivered ones by default) have arrived."""
-        target = self.delivered if delivered else self.received
-
-        async def _wait() -> None:
-            async with self._arrived:
-                await self._arrived.wait_for(lambda: len(target) >= count)
-
-        await asyncio.wait_for(_wait(), within)
-        return list(target)
+        return await arrivals(self._arrived, self.delivered if delivered else self.received, count, within)
 
     async def __aenter__(self) -> WebhookSink:
         await self.start()

@@ -21,6 +21,8 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
+from tests.waiting import arrivals
+
 
 @dataclass(frozen=True)
 class Mail:
@@ -103,12 +105,7 @@ class SmtpSink:
         return AuthResult(success=ok, handled=False, auth_data=data if ok else None)
 
     async def wait_for(self, count: int, within: float = 10.0) -> list[Mail]:
-        async def _wait() -> None:
-            async with self.arrived:
-                await self.arrived.wait_for(lambda: len(self.mails) >= count)
-
-        await asyncio.wait_for(_wait(), within)
-        return list(self.mails)
+        return await arrivals(self.arrived, self.mails, count, within)
 
     async def __aenter__(self) -> SmtpSink:
         loop = asyncio.get_running_loop()

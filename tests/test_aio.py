@@ -21,7 +21,7 @@ async def test_a_cancellation_that_coincides_with_the_event_is_not_lost() -> Non
             rounds += 1
 
     task = asyncio.create_task(loop())
-    await asyncio.sleep(0.01)
+    await asyncio.sleep(0.01)  # the loop reaches its wait (it exposes no state to wait on)
     event.set()  # wakes the waiter ...
     task.cancel()  # ... and cancels it in the same loop iteration (3.11's wait_for lost this)
     with pytest.raises(asyncio.CancelledError):

@@ -2,31 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
 
-from core.db import Database, PoolSettings
+from core.db import Database
+from tests.cli import exit_code_in_thread
 from tests.servers import ScriptedReply, WebhookSink
-from tui.cli import main
-
-
-@pytest_asyncio.fixture
-async def sink() -> AsyncIterator[WebhookSink]:
-    async with WebhookSink() as server:
-        yield server
-
-
-@pytest_asyncio.fixture
-async def db(db_dsn: str) -> AsyncIterator[Database]:
-    database = Database(db_dsn, PoolSettings(min_size=1, max_size=2))
-    await database.execute("TRUNCATE opswatch.notification_outbox, opswatch.audit_log, opswatch.silences")
-    yield database
-    await database.close()
 
 
 def write_config(
@@ -46,16 +29,7 @@ def write_config(
     return str(path)
 
 
-async def run_cli(*argv: str) -> int:
-    """``main()`` in a worker thread (it runs its own event loop) while the sink serves on ours."""
-
-    def call() -> int:
-        try:
-            return main(list(argv))
-        except SystemExit as exc:  # argparse errors
-            return int(exc.code or 0)
-
-    return await asyncio.to_thread(call)
+run_cli = exit_code_in_thread  # the sink serves on this test's loop meanwhile
 
 
 async def test_alert_test_delivers_and_exits_0(

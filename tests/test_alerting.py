@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -17,7 +18,9 @@ from core.config import Config
 from core.db import Database, DatabaseUnavailable, PoolSettings
 from core.errors import ReadOnlyError
 from core.notify.delivery import Deliverer
+from tests.alerts import Clock, instances, mrkdwn_fields, play
 from tests.servers import Received, ScriptedReply, WebhookSink
+from tests.waiting import until
 
 INTERVAL = 0.2  # evaluation_interval: the lease lasts 0.3 s, checks every 0.05 s
 
@@ -86,17 +89,30 @@ def make_config(
     )
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime.now(UTC).replace(microsecond=0)
-        self.t0 = self.now
+async def until_recovered(
+    engine: AlertEngine,
+    clock: Clock,
+    samples: list[MetricSample],
+    start: int,
+    *,
+    leader: bool = True,
+    deliverer: Deliverer | None = None,
+) -> list[Any]:
+    """Evaluate ``samples`` once a (test clock) second from ``start`` until the engine has left its
+    degraded mode, and leads with ``leader``: the pool reconnects after its backoff. The transitions."""
+    moved: list[Any] = []
+    second = start
 
-    def __call__(self) -> datetime:
-        return self.now
+    async def recovered() -> bool:
+        nonlocal second
+        moved.extend(await engine.evaluate(samples, clock.at(second)))
+        second += 1
+        if deliverer is not None:
+            await deliverer.deliver_offline()  # meanwhile decisions stay in memory
+        return (engine.is_leader or not leader) and not engine.degraded
 
-    def at(self, seconds: float) -> datetime:
-        self.now = self.t0 + timedelta(seconds=seconds)
-        return self.now
+    await until(recovered, within=10, what="the engine recovered from the outage", poll=0.05)
+    return moved
 
 
 def down(*eps: int, seconds: float = 100, up: Iterable[int] = ()) -> list[MetricSample]:
@@ -107,24 +123,6 @@ def down(*eps: int, seconds: float = 100, up: Iterable[int] = ()) -> list[Metric
 
 def when(at: datetime) -> str:
     return f"<!date^{int(at.timestamp())}^{{date_short_pretty}} {{time_secs}}|{at:%Y-%m-%d %H:%M:%S} UTC>"
-
-
-@pytest_asyncio.fixture
-async def db(db_dsn: str) -> AsyncIterator[Database]:
-    """The module's database with opswatch's alerting tables emptied (faster than a new database)."""
-    database = Database(db_dsn, PoolSettings(min_size=1, max_size=6))
-    await database.execute(
-        "TRUNCATE opswatch.alert_state, opswatch.alert_history, opswatch.silences, opswatch.alert_leader,"
-        " opswatch.notification_outbox, opswatch.audit_log RESTART IDENTITY"
-    )
-    yield database
-    await database.close()
-
-
-@pytest_asyncio.fixture
-async def sink() -> AsyncIterator[WebhookSink]:
-    async with WebhookSink() as server:
-        yield server
 
 
 class Rig:
@@ -195,13 +193,13 @@ async def test_down_pending_firing_resolved_with_exact_messages(
                 {"type": "section", "text": {"type": "mrkdwn", "text": "*Endpoint down*"}},
                 {
                     "type": "section",
-                    "fields": [
-                        {"type": "mrkdwn", "text": "*Severity*\n:red_circle: Critical"},
-                        {"type": "mrkdwn", "text": "*Where*\nep0"},
-                        {"type": "mrkdwn", "text": "*Value*\n1m 10s"},
-                        {"type": "mrkdwn", "text": "*Threshold*\n&gt; 0s for 1m"},
-                        {"type": "mrkdwn", "text": f"*Since*\n{when(clock.t0 + timedelta(seconds=10))}"},
-                    ],
+                    "fields": mrkdwn_fields(
+                        "*Severity*\n:red_circle: Critical",
+                        "*Where*\nep0",
+                        "*Value*\n1m 10s",
+                        "*Threshold*\n&gt; 0s for 1m",
+                        f"*Since*\n{when(clock.t0 + timedelta(seconds=10))}",
+                    ),
                 },
                 {
                     "type": "context",
@@ -232,14 +230,14 @@ async def test_down_pending_firing_resolved_with_exact_messages(
                 },
                 {
                     "type": "section",
-                    "fields": [
-                        {"type": "mrkdwn", "text": "*Was*\n:red_circle: Critical"},
-                        {"type": "mrkdwn", "text": "*Where*\nep0"},
-                        {"type": "mrkdwn", "text": "*Value*\n0s"},
-                        {"type": "mrkdwn", "text": "*Threshold*\n&gt; 0s for 1m"},
-                        {"type": "mrkdwn", "text": f"*Fired*\n{when(clock.t0 + timedelta(seconds=70))}"},
-                        {"type": "mrkdwn", "text": f"*Resolved*\n{when(clock.t0 + timedelta(seconds=130))}"},
-                    ],
+                    "fields": mrkdwn_fields(
+                        "*Was*\n:red_circle: Critical",
+                        "*Where*\nep0",
+                        "*Value*\n0s",
+                        "*Threshold*\n&gt; 0s for 1m",
+                        f"*Fired*\n{when(clock.t0 + timedelta(seconds=70))}",
+                        f"*Resolved*\n{when(clock.t0 + timedelta(seconds=130))}",
+                    ),
                 },
                 {
                     "type": "context",
@@ -447,7 +445,7 @@ async def test_alert_cleared_while_down_gets_its_resolved(
     restarted = Rig(db, config, clock, "restarted")
     try:
         await restarted.engine.load()
-        await asyncio.sleep(1.5 * INTERVAL + 0.05)  # the dead instance's lease runs out
+        await asyncio.sleep(1.5 * INTERVAL + 0.05)  # time under test: the dead instance's lease runs out
         moved = await restarted.step(600, down(1, seconds=700, up=[0]))
         assert moved == [("api-down", "ep0", "firing", "resolved")]
     finally:
@@ -460,11 +458,7 @@ async def test_two_instances_send_every_notification_once(
     db: Database, db_dsn: str, sink: WebhookSink, clock: Clock
 ) -> None:
     config = make_config(sink, api_for=0, group_wait=1)
-    pools = [Database(db_dsn, PoolSettings(min_size=1, max_size=4)) for _ in range(2)]
-    engines = [AlertEngine(p, config, instance_id=f"i{n}", clock=clock) for n, p in enumerate(pools)]
-    deliverers = [Deliverer(p, config, instance_id=f"i{n}") for n, p in enumerate(pools)]
-    await asyncio.gather(*(d.start() for d in deliverers))
-    try:
+    async with instances(db_dsn, config, clock) as engines:
         timeline = [
             (0, down(*range(5))),
             (0.5, down(*range(10))),
@@ -472,16 +466,9 @@ async def test_two_instances_send_every_notification_once(
             (2, down(*range(10))),
         ]
         timeline += [(30, down(up=range(10))), (40, down(up=range(10)))]
-        for seconds, samples in timeline:
-            now = clock.at(seconds)
-            await asyncio.gather(*(e.evaluate(samples, now) for e in engines))
-            await asyncio.sleep(0.06)
+        await play(engines, clock, timeline)
         await sink.wait_for(2)
-        await asyncio.sleep(0.3)
-    finally:
-        await asyncio.gather(*(d.stop() for d in deliverers))
-        for p in pools:
-            await p.close()
+        await asyncio.sleep(0.3)  # time under test: would catch a late duplicate
     assert headers(sink.received) == [
         ":red_circle: CRITICAL: 10 alerts firing",
         ":white_check_mark: RESOLVED: 10 alerts",
@@ -508,7 +495,7 @@ async def test_follower_takes_over_within_two_intervals(
             if follower.engine.is_leader:
                 took_over = time.monotonic() - died
                 break
-            await asyncio.sleep(interval / 10)
+            await asyncio.sleep(interval / 10)  # time under test: how soon the follower takes over
         assert took_over is not None and took_over <= 2 * interval
         await follower.step(200, down(up=[0]))
     finally:
@@ -607,45 +594,49 @@ class CuttableLink:
             self.server.close()
 
 
+@contextlib.asynccontextmanager
+async def through_link(dsn: str, *, down: bool = False) -> AsyncIterator[tuple[CuttableLink, Database]]:
+    """A database handle whose connections the test cuts (``link.cut()``) and lets back (``down``)."""
+    link = CuttableLink(dsn)
+    link.down = down
+    via_link = Database(await link.start(), PoolSettings(min_size=1, max_size=2, connect_timeout_s=1))
+    try:
+        yield link, via_link
+    finally:
+        await via_link.close()
+        await link.stop()
+
+
 async def test_database_unreachable_is_announced_without_the_database(
     db: Database, db_dsn: str, sink: WebhookSink, clock: Clock
 ) -> None:
-    link = CuttableLink(db_dsn)
-    via_link = Database(await link.start(), PoolSettings(min_size=1, max_size=2, connect_timeout_s=1))
-    config = make_config(sink, api_for=0)
-    engine = AlertEngine(via_link, config, instance_id="solo", clock=clock)
-    deliverer = Deliverer(via_link, config, instance_id="solo", offline=engine.offline)
-    try:
-        db_ok = [MetricSample("db.unreachable", "", 0.0)]
-        db_down = [MetricSample("db.unreachable", "", 1.0)]
-        await engine.evaluate(db_ok, clock.at(0))
-        assert engine.is_leader
-        link.cut()
-        moved = await engine.evaluate(db_down, clock.at(10))  # no exception: decided in memory
-        assert [(t.rule, t.to_state) for t in moved] == [("db-unreachable", "firing")]
-        assert [v.rule for v in engine.active()] == ["db-unreachable"]
-        with pytest.raises(DatabaseUnavailable):
+    async with through_link(db_dsn) as (link, via_link):
+        config = make_config(sink, api_for=0)
+        engine = AlertEngine(via_link, config, instance_id="solo", clock=clock)
+        deliverer = Deliverer(via_link, config, instance_id="solo", offline=engine.offline)
+        try:
+            db_ok = [MetricSample("db.unreachable", "", 0.0)]
+            db_down = [MetricSample("db.unreachable", "", 1.0)]
+            await engine.evaluate(db_ok, clock.at(0))
+            assert engine.is_leader
+            link.cut()
+            moved = await engine.evaluate(db_down, clock.at(10))  # no exception: decided in memory
+            assert [(t.rule, t.to_state) for t in moved] == [("db-unreachable", "firing")]
+            assert [v.rule for v in engine.active()] == ["db-unreachable"]
+            with pytest.raises(DatabaseUnavailable):
+                await deliverer.deliver_due()
+            assert await deliverer.deliver_offline() == 1
+            assert headers(sink.received) == [":red_circle: CRITICAL: db-unreachable"]
+            assert await engine.evaluate(db_down, clock.at(20)) == []
+            link.down = False
+            moved = await until_recovered(engine, clock, db_ok, 30, leader=False, deliverer=deliverer)
+            assert not engine.degraded
+            assert [(t.rule, t.from_state, t.to_state) for t in moved] == [
+                ("db-unreachable", "firing", "resolved")
+            ]
             await deliverer.deliver_due()
-        assert await deliverer.deliver_offline() == 1
-        assert headers(sink.received) == [":red_circle: CRITICAL: db-unreachable"]
-        assert await engine.evaluate(db_down, clock.at(20)) == []
-        link.down = False
-        moved = []
-        for n in range(100):  # the pool reconnects after its backoff; meanwhile decisions stay in memory
-            moved += await engine.evaluate(db_ok, clock.at(30 + n))
-            await deliverer.deliver_offline()
-            if not engine.degraded:
-                break
-            await asyncio.sleep(0.1)
-        assert not engine.degraded
-        assert [(t.rule, t.from_state, t.to_state) for t in moved] == [
-            ("db-unreachable", "firing", "resolved")
-        ]
-        await deliverer.deliver_due()
-    finally:
-        await deliverer.stop()
-        await via_link.close()
-        await link.stop()
+        finally:
+            await deliverer.stop()
     assert headers(sink.received)[1:] == [":white_check_mark: RESOLVED: db-unreachable"]
     rows = await db.fetch("SELECT kind, status FROM opswatch.notification_outbox ORDER BY id")
     assert [tuple(r) for r in rows] == [("firing", "delivered"), ("resolved", "delivered")]
@@ -658,41 +649,33 @@ async def test_an_agent_started_during_an_outage_announces_it_once_and_resolves_
 ) -> None:
     """opswatch (agent and a console) restarts while the database is already gone: nobody holds
     state or the lease, yet the team must hear that the database is unreachable."""
-    link = CuttableLink(db_dsn)
-    link.down = True
-    via_link = Database(await link.start(), PoolSettings(min_size=1, max_size=2, connect_timeout_s=1))
-    config = make_config(sink, api_for=0)
-    console = AlertEngine(via_link, config, instance_id="console", clock=clock)
-    agent = AlertEngine(
-        via_link, config, instance_id="agent", clock=clock, announce_unreachable_at_start=True
-    )
-    deliverer = Deliverer(via_link, config, instance_id="agent", offline=agent.offline)
-    # ep0 is down too, but its state before the restart is unknown: only the database is decided
-    outage = [MetricSample("db.unreachable", "", 1.0), *down(0)]
-    try:
-        with pytest.raises(DatabaseUnavailable):
-            await console.evaluate(outage, clock.at(0))
-        moved = await agent.evaluate(outage, clock.at(0))
-        assert [(t.rule, t.to_state) for t in moved] == [("db-unreachable", "firing")]
-        assert await deliverer.deliver_offline() == 1
-        assert headers(sink.received) == [":red_circle: CRITICAL: db-unreachable"]
-        assert await agent.evaluate(outage, clock.at(10)) == []  # announced once
-        link.down = False
-        moved = []
-        for n in range(100):
-            moved += await agent.evaluate([MetricSample("db.unreachable", "", 0.0)], clock.at(20 + n))
-            if not agent.degraded:
-                break
-            await asyncio.sleep(0.1)
-        assert not agent.degraded and agent.is_leader
-        assert [(t.rule, t.from_state, t.to_state) for t in moved] == [
-            ("db-unreachable", "firing", "resolved")
-        ]
-        await deliverer.deliver_due()
-    finally:
-        await deliverer.stop()
-        await via_link.close()
-        await link.stop()
+    async with through_link(db_dsn, down=True) as (link, via_link):
+        config = make_config(sink, api_for=0)
+        console = AlertEngine(via_link, config, instance_id="console", clock=clock)
+        agent = AlertEngine(
+            via_link, config, instance_id="agent", clock=clock, announce_unreachable_at_start=True
+        )
+        deliverer = Deliverer(via_link, config, instance_id="agent", offline=agent.offline)
+        # ep0 is down too, but its state before the restart is unknown: only the database is decided
+        outage = [MetricSample("db.unreachable", "", 1.0), *down(0)]
+        try:
+            with pytest.raises(DatabaseUnavailable):
+                await console.evaluate(outage, clock.at(0))
+            moved = await agent.evaluate(outage, clock.at(0))
+            assert [(t.rule, t.to_state) for t in moved] == [("db-unreachable", "firing")]
+            assert await deliverer.deliver_offline() == 1
+            assert headers(sink.received) == [":red_circle: CRITICAL: db-unreachable"]
+            assert await agent.evaluate(outage, clock.at(10)) == []  # announced once
+            link.down = False
+            db_ok = [MetricSample("db.unreachable", "", 0.0)]
+            moved = await until_recovered(agent, clock, db_ok, 20, leader=False)
+            assert not agent.degraded and agent.is_leader
+            assert [(t.rule, t.from_state, t.to_state) for t in moved] == [
+                ("db-unreachable", "firing", "resolved")
+            ]
+            await deliverer.deliver_due()
+        finally:
+            await deliverer.stop()
     assert headers(sink.received) == [
         ":red_circle: CRITICAL: db-unreachable",
         ":white_check_mark: RESOLVED: db-unreachable",
@@ -716,7 +699,7 @@ async def test_followers_stay_quiet_while_the_database_is_away(
     await follower.evaluate([], clock.at(0))
     assert not follower.is_leader
     await db.close()  # this handle now raises DatabaseUnavailable, like an outage
-    await asyncio.sleep(INTERVAL / 2)  # both instances' next lease check is due
+    await asyncio.sleep(INTERVAL / 2)  # time under test: both instances' next lease check is due
     unreachable = [MetricSample("db.unreachable", "", 1.0)]
     with pytest.raises(DatabaseUnavailable):
         await follower.evaluate(unreachable, clock.at(10))
@@ -747,41 +730,34 @@ async def test_alerts_on_a_removed_endpoint_are_resolved(
 async def test_direct_delivery_given_up_is_stored_as_dead_and_resendable(
     db: Database, db_dsn: str, sink: WebhookSink, clock: Clock
 ) -> None:
-    link = CuttableLink(db_dsn)
-    via_link = Database(await link.start(), PoolSettings(min_size=1, max_size=2, connect_timeout_s=1))
-    config = make_config(sink, api_for=0)  # max_attempts 3
-    engine = AlertEngine(via_link, config, instance_id="solo", clock=clock)
-    deliverer = Deliverer(via_link, config, instance_id="solo", offline=engine.offline)
-    sink.script("crit", *[ScriptedReply(500, body="slack is down")] * 3)
-    db_down = [MetricSample("db.unreachable", "", 1.0)]
-    try:
-        await engine.evaluate([MetricSample("db.unreachable", "", 0.0)], clock.at(0))
-        link.cut()
-        await engine.evaluate(db_down, clock.at(10))
-        for _ in range(4):
-            for entry in engine.offline.entries:
-                entry.next_at = 0.0  # skip the backoff
-            assert await deliverer.deliver_offline() == 0
-        assert len(sink.received) == 3
-        [entry] = engine.offline.entries
-        assert entry.dead and engine.degraded
-        link.down = False
-        for n in range(100):
-            await engine.evaluate(db_down, clock.at(20 + n))
-            if not engine.degraded:
-                break
-            await asyncio.sleep(0.1)
-        assert not engine.degraded and len(engine.offline) == 0
-        actions = AlertActions(db, config, actor="alice")
-        [dead] = await actions.outbox("dead")  # what the Alerts screen lists
-        assert (dead.kind, dead.route, dead.attempts) == ("firing", "slack:critical", 3)
-        assert (dead.last_status, dead.last_error) == (500, "HTTP 500: slack is down")
-        assert (await actions.resend(dead.id)).outcome == "applied"
-        assert await deliverer.deliver_due() == 1
-    finally:
-        await deliverer.stop()
-        await via_link.close()
-        await link.stop()
+    async with through_link(db_dsn) as (link, via_link):
+        config = make_config(sink, api_for=0)  # max_attempts 3
+        engine = AlertEngine(via_link, config, instance_id="solo", clock=clock)
+        deliverer = Deliverer(via_link, config, instance_id="solo", offline=engine.offline)
+        sink.script("crit", *[ScriptedReply(500, body="slack is down")] * 3)
+        db_down = [MetricSample("db.unreachable", "", 1.0)]
+        try:
+            await engine.evaluate([MetricSample("db.unreachable", "", 0.0)], clock.at(0))
+            link.cut()
+            await engine.evaluate(db_down, clock.at(10))
+            for _ in range(4):
+                for entry in engine.offline.entries:
+                    entry.next_at = 0.0  # skip the backoff
+                assert await deliverer.deliver_offline() == 0
+            assert len(sink.received) == 3
+            [entry] = engine.offline.entries
+            assert entry.dead and engine.degraded
+            link.down = False
+            await until_recovered(engine, clock, db_down, 20, leader=False)
+            assert not engine.degraded and len(engine.offline) == 0
+            actions = AlertActions(db, config, actor="alice")
+            [dead] = await actions.outbox("dead")  # what the Alerts screen lists
+            assert (dead.kind, dead.route, dead.attempts) == ("firing", "slack:critical", 3)
+            assert (dead.last_status, dead.last_error) == (500, "HTTP 500: slack is down")
+            assert (await actions.resend(dead.id)).outcome == "applied"
+            assert await deliverer.deliver_due() == 1
+        finally:
+            await deliverer.stop()
     assert headers(sink.delivered) == [":red_circle: CRITICAL: db-unreachable"]
     rows = await db.fetch("SELECT kind, status, attempts FROM opswatch.notification_outbox ORDER BY id")
     assert [tuple(r) for r in rows] == [("firing", "delivered", 1)]

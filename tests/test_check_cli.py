@@ -6,7 +6,6 @@ guidelines (not from opswatch's own formatter), against a real PostgreSQL and re
 
 from __future__ import annotations
 
-import asyncio
 import math
 import re
 import socket
@@ -21,6 +20,7 @@ import pytest
 import pytest_asyncio
 
 from core.nagios import Range
+from tests.cli import run_in_thread
 from tests.pg import with_database
 from tests.servers import FleetServer
 from tests.test_triage_support import add_dlq, add_events, reset_app, seed_base
@@ -97,15 +97,7 @@ def guideline_alerts(spec: str, value: float) -> bool:
 
 
 async def run_check(capsys: Any, *argv: str) -> tuple[int, str, str]:
-    def call() -> int:
-        try:
-            return main(["check", *argv])
-        except SystemExit as exc:
-            return int(exc.code or 0)
-
-    code = await asyncio.to_thread(call)
-    out, err = capsys.readouterr()
-    return code, out, err
+    return await run_in_thread(capsys, "check", *argv)
 
 
 def closed_port() -> int:

@@ -6,7 +6,6 @@ demo's endpoints, the Authorization header included (it was sent as the literal 
 
 from __future__ import annotations
 
-import asyncio
 import re
 import shlex
 from collections.abc import AsyncIterator
@@ -18,8 +17,8 @@ import pytest_asyncio
 
 from core.db import display_dsn
 from core.demo.environment import DemoEnvironment
+from tests.cli import run_in_thread
 from tests.tui.support import build_app
-from tui.cli import main
 from tui.screens.help import HelpScreen
 
 
@@ -33,16 +32,7 @@ async def demo(tmp_path: Path) -> AsyncIterator[DemoEnvironment]:
         await env.stop()
 
 
-async def cli(capsys: Any, *argv: str) -> tuple[int, str, str]:
-    def call() -> int:
-        try:
-            return main(list(argv))
-        except SystemExit as exc:
-            return int(exc.code or 0)
-
-    code = await asyncio.to_thread(call)
-    out, err = capsys.readouterr()
-    return code, out, err
+cli = run_in_thread
 
 
 def exports(err: str) -> dict[str, str]:

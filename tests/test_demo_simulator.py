@@ -2,23 +2,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest_asyncio
 
 from core.demo import content
 from core.demo.simulator import REDRIVE_CHANNEL, RedriveRequest, TrafficSimulator, parse_redrive_payload
+from tests.waiting import until
 
 KNOWN_ERRORS = {text.split("{")[0] for choices in content.PLATFORM_ERRORS.values() for text, _ in choices}
-
-
-async def eventually(check: Callable[[], Awaitable[bool]], within: float = 5.0) -> None:
-    deadline = time.monotonic() + within
-    while not await check():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
 
 
 @pytest_asyncio.fixture
@@ -63,7 +56,7 @@ async def test_populates_like_the_backend(fresh_db_dsn: str) -> None:
     await simulator.start()
     try:
         await simulator.generate(messages=5, dead_letters=4, events=3)
-        await asyncio.sleep(1.2)  # live traffic at 5 rows/s (capped)
+        await asyncio.sleep(1.2)  # time under test: live traffic at 5 rows/s (capped)
     finally:
         await simulator.stop()
     await simulator.stop()
@@ -111,7 +104,7 @@ async def test_redrive_notify_success_resolves_the_row(
             await conn.fetchval("SELECT status FROM dead_letter_messages WHERE id = $1", dlq_id) == "resolved"
         )
 
-    await eventually(resolved, within=3)  # well before the 30 s poll: the notification did it
+    await until(resolved, within=3, what="resolved")  # well before the 30 s poll: the notification did it
     row = await conn.fetchrow(
         "SELECT d.resolved_at, m.status, m.error_message FROM dead_letter_messages d "
         "JOIN social_messages m ON m.id = d.message_id WHERE d.id = $1",
@@ -135,7 +128,7 @@ async def test_redrive_notify_failure_goes_back_to_the_dlq(
             == 2
         )
 
-    await eventually(requeued, within=3)
+    await until(requeued, within=3, what="requeued")
     old, new = await conn.fetch(
         "SELECT * FROM dead_letter_messages WHERE message_id = $1 ORDER BY id", message_id
     )
@@ -149,7 +142,7 @@ async def test_redrive_notify_failure_goes_back_to_the_dlq(
     assert sim.counters.redriven_failed == 1 and sim.counters.dlq_inserted == 1
     # a duplicate notification for the same row is a no-op
     await conn.execute("SELECT pg_notify($1, $2)", REDRIVE_CHANNEL, json.dumps([dlq_id]))
-    await asyncio.sleep(0.3)
+    await asyncio.sleep(0.3)  # time under test: what a wrongly handled duplicate would take to show
     assert (
         await conn.fetchval("SELECT count(*) FROM dead_letter_messages WHERE message_id = $1", message_id)
         == 2
@@ -174,7 +167,7 @@ async def test_poll_catches_a_missed_notification_and_retrying_events(fresh_db_d
             event = await db.fetchval("SELECT status FROM event_failures WHERE id = $1", events[0])
             return bool(dlq == "resolved" and event == "resolved")
 
-        await eventually(settled, within=3)
+        await until(settled, within=3, what="settled")
         simulator.force_outcome = "failure"
         await db.execute("UPDATE event_failures SET status = 'retrying' WHERE id = $1", events[1])
 
@@ -182,7 +175,7 @@ async def test_poll_catches_a_missed_notification_and_retrying_events(fresh_db_d
             row = await db.fetchrow("SELECT status, retry_count FROM event_failures WHERE id = $1", events[1])
             return bool(row["status"] == "failed" and row["retry_count"] == 1)
 
-        await eventually(failed_again, within=3)
+        await until(failed_again, within=3, what="failed_again")
         assert simulator.counters.events_resolved == 1 and simulator.counters.events_failed_again == 1
     finally:
         await db.close()

@@ -5,44 +5,24 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-import pytest_asyncio
-from loguru import logger
 
-from core.alerting import AlertActions, AlertEngine, MetricSample
+from core.alerting import AlertActions, MetricSample
 from core.config import Config, EmailConfig
-from core.db import Database, PoolSettings
-from core.notify.base import AlertInfo, Notification
-from core.notify.delivery import Deliverer
+from core.db import Database
+from core.notify.base import Notification
 from core.notify.email import EmailNotifier, build_message, render_email, subject_line
 from core.notify.outbox import entries, list_outbox
 from core.notify.registry import build_notifiers
+from tests.alerts import API_DOWN_RULE, T0, Rig
+from tests.alerts import alert_info as info
 from tests.smtp_server import SmtpSink, self_signed_cert
 
-T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 PASSWORD = "s3cret-smtp-Passw0rd"
-
-
-def info(scope: str = "checkout", **kw: Any) -> AlertInfo:
-    base: dict[str, Any] = dict(
-        rule="api-down",
-        scope=scope,
-        severity="critical",
-        metric="endpoint.down_for",
-        value=312.0,
-        value_text="5m 12s",
-        threshold_text="> 5m",
-        description="Endpoint down for more than 5 minutes",
-        runbook="Check the POS backend process; GET /test/health must answer 200.",
-        started_at=T0,
-        fired_at=T0,
-    )
-    return AlertInfo(**(base | kw))
 
 
 # --------------------------------------------------------------------------- rendering
@@ -135,23 +115,6 @@ def email_config(port: int, **kw: Any) -> EmailConfig:
     )
 
 
-@pytest.fixture
-def logs() -> Iterator[list[str]]:
-    """Everything logged through loguru while the test runs (as production formats it: no locals)."""
-    lines: list[str] = []
-    sink = logger.add(
-        lines.append, level="DEBUG", format="{level} {message} {extra}", backtrace=False, diagnose=False
-    )
-    yield lines
-    logger.remove(sink)
-
-
-@pytest_asyncio.fixture
-async def smtp() -> AsyncIterator[SmtpSink]:
-    async with SmtpSink() as server:
-        yield server
-
-
 async def test_sends_one_multipart_message(smtp: SmtpSink) -> None:
     email = EmailNotifier(email_config(smtp.port))
     n = Notification("firing", "critical", (info(scope="<b>ep</b>"),), "firing:x", T0)
@@ -216,7 +179,7 @@ async def test_one_deadline_bounds_the_whole_conversation() -> None:
 
     async def sluggish(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            await asyncio.sleep(0.15)
+            await asyncio.sleep(0.15)  # the slow server under test
             writer.write(b"220 slow.test ESMTP\r\n")
             while await reader.readline():
                 await asyncio.sleep(0.15)
@@ -274,14 +237,7 @@ async def test_starttls_and_auth_with_a_self_signed_certificate(tmp_path: Path, 
 # --------------------------------------------------------------------------- through the outbox
 
 
-API_DOWN = {
-    "name": "api-down",
-    "metric": "endpoint.down_for",
-    "critical": 0,
-    "for": 0,
-    "description": "Endpoint down",
-    "runbook": "Restart the POS backend",
-}
+API_DOWN = API_DOWN_RULE | {"runbook": "Restart the POS backend"}
 OUTBOX = {"max_attempts": 3, "backoff_initial": 0.05, "backoff_max": 0.1, "poll_interval": 0.05}
 
 
@@ -313,33 +269,6 @@ def engine_config(port: int, **email: Any) -> Config:
 
 def down(ep: str, seconds: float) -> list[MetricSample]:
     return [MetricSample("endpoint.down_for", ep, seconds)]
-
-
-class Rig:
-    def __init__(self, db: Database, config: Config) -> None:
-        self.t0 = datetime.now(UTC).replace(microsecond=0)
-        self.now = self.t0
-        self.engine = AlertEngine(db, config, instance_id="one", clock=lambda: self.now)
-        self.deliverer = Deliverer(db, config, instance_id="one")
-
-    async def step(self, seconds: float, samples: list[MetricSample]) -> int:
-        self.now = self.t0 + timedelta(seconds=seconds)
-        await self.engine.evaluate(samples, self.now)
-        return await self.deliverer.deliver_due()
-
-    async def close(self) -> None:
-        await self.deliverer.stop()
-
-
-@pytest_asyncio.fixture
-async def db(db_dsn: str) -> AsyncIterator[Database]:
-    database = Database(db_dsn, PoolSettings(min_size=1, max_size=6))
-    await database.execute(
-        "TRUNCATE opswatch.alert_state, opswatch.alert_history, opswatch.silences, opswatch.alert_leader,"
-        " opswatch.notification_outbox, opswatch.audit_log RESTART IDENTITY"
-    )
-    yield database
-    await database.close()
 
 
 async def test_firing_and_resolved_through_engine_and_outbox(db: Database, smtp: SmtpSink) -> None:
@@ -377,7 +306,7 @@ async def test_transient_failure_is_retried_and_permanent_is_dead_then_resent(
             451,
             "SMTP 451: 4.3.0 Try again later",
         )
-        await asyncio.sleep(0.12)
+        await asyncio.sleep(0.12)  # time under test: the retry is due once its backoff has passed
         assert await rig.deliverer.deliver_due() == 1
         smtp.script("554 5.7.1 Rejected by policy")
         assert await rig.step(60, down("ep0", 0)) == 0

@@ -355,6 +355,16 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+async def _agent(config: Path, port: int, duration: str) -> asyncio.subprocess.Process:
+    """`opswatch run --headless` serving metrics on ``port``; its stderr piped."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tui.cli", "run", "--headless", "--config", str(config),
+        "--metrics-port", str(port), "--duration", duration,
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, cwd=ROOT,
+        env={**os.environ, "LOG_LEVEL": "WARNING"},
+    )  # fmt: skip
+
+
 async def test_run_headless_serves_metrics(db_dsn: str, tmp_path: Path) -> None:
     """`opswatch run --headless --metrics-port` end to end, and a taken port is one line, exit 2."""
     async with FleetServer() as fleet:
@@ -362,12 +372,7 @@ async def test_run_headless_serves_metrics(db_dsn: str, tmp_path: Path) -> None:
         data = {**_live_config(db_dsn, fleet), "logging": {"directory": str(tmp_path)}}
         config.write_text(yaml.safe_dump(data))
         port = _free_port()
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tui.cli", "run", "--headless", "--config", str(config),
-            "--metrics-port", str(port), "--duration", "20s",
-            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, cwd=ROOT,
-            env={**os.environ, "LOG_LEVEL": "WARNING"},
-        )  # fmt: skip
+        proc = await _agent(config, port, "20s")
         try:
             deadline = time.monotonic() + 15
             while True:
@@ -381,12 +386,7 @@ async def test_run_headless_serves_metrics(db_dsn: str, tmp_path: Path) -> None:
                 await asyncio.sleep(0.2)
             assert _value(samples, "opswatch_endpoint_up", endpoint="bad") == 0
 
-            taken = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "tui.cli", "run", "--headless", "--config", str(config),
-                "--metrics-port", str(port), "--duration", "5s",
-                stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, cwd=ROOT,
-                env={**os.environ, "LOG_LEVEL": "WARNING"},
-            )  # fmt: skip
+            taken = await _agent(config, port, "5s")
             _, err = await asyncio.wait_for(taken.communicate(), 15)
             assert taken.returncode == 2
             assert f"opswatch: cannot serve metrics on 127.0.0.1:{port}" in err.decode()

@@ -88,21 +88,28 @@ async def test_configured_header_replaces_default(raw: RawServer, lean: Http1Cli
     assert "Content-Length: 0\r\n" in head  # a POST without a body still says so
 
 
-async def test_chunked_body(raw: RawServer, lean: Http1Client) -> None:
-    raw.reply = lambda _: (
-        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
-    )
-    assert (await lean.request("GET", raw.url())).body == b"abcde"
-    assert (await lean.request("GET", raw.url())).body == b"abcde"
-    assert raw.connections == 1
-
-
-async def test_body_until_close(raw: RawServer, lean: Http1Client) -> None:
-    raw.reply = lambda _: b"HTTP/1.0 200 OK\r\n\r\nall of it"
-    raw.close_after = True
-    assert (await lean.request("GET", raw.url())).body == b"all of it"
-    assert (await lean.request("GET", raw.url())).body == b"all of it"
-    assert raw.connections == 2
+@pytest.mark.parametrize(
+    ("reply", "close_after", "body", "connections"),
+    [
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
+            False,
+            b"abcde",
+            1,
+        ),
+        (b"HTTP/1.0 200 OK\r\n\r\nall of it", True, b"all of it", 2),
+    ],
+    ids=["chunked_body", "body_until_close"],
+)
+async def test_body_framing(
+    raw: RawServer, lean: Http1Client, reply: bytes, close_after: bool, body: bytes, connections: int
+) -> None:
+    """A chunked body is read on a kept connection; a body without a length runs until the close."""
+    raw.reply = lambda _: reply
+    raw.close_after = close_after
+    assert (await lean.request("GET", raw.url())).body == body
+    assert (await lean.request("GET", raw.url())).body == body
+    assert raw.connections == connections
 
 
 async def test_connection_close_is_not_reused(raw: RawServer, lean: Http1Client) -> None:
@@ -178,7 +185,7 @@ async def test_idle_connections_expire_after_keepalive(raw: RawServer) -> None:
     client = Http1Client(user_agent="t", keepalive_s=0.05)
     try:
         await client.request("GET", raw.url())
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.1)  # time under test: past the 0.05 s keep-alive
         await client.request("GET", raw.url())
     finally:
         await client.close()

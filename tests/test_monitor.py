@@ -12,6 +12,7 @@ from core.monitor import SUMMARIES_EVERY_S, Monitor
 from core.snapshot import Snapshot
 from tests.servers import WebhookSink
 from tests.test_triage_support import add_dlq, reset_app, seed_base, triage_config
+from tests.waiting import until
 
 
 async def test_new_dead_letter_reaches_the_snapshot_within_a_second(database: Database) -> None:
@@ -23,19 +24,12 @@ async def test_new_dead_letter_reaches_the_snapshot_within_a_second(database: Da
     monitor.subscribe(seen.append)
     await monitor.start()
     try:
-        for _ in range(200):
-            if monitor.snapshot.dlq is not None:
-                break
-            await asyncio.sleep(0.05)
-        assert monitor.snapshot.dlq is not None
+        await until(lambda: monitor.snapshot.dlq is not None, within=10, what="the first DLQ summary")
         async with database.acquire() as conn:
             [new_id] = await add_dlq(conn, 1, business_id=base["b1"], channel_id=base["c1"])
         inserted = time.monotonic()
-        while time.monotonic() - inserted < 5:
-            dlq = monitor.snapshot.dlq
-            if dlq is not None and dlq.max_id == new_id:
-                break
-            await asyncio.sleep(0.02)
+        new = lambda: (dlq := monitor.snapshot.dlq) is not None and dlq.max_id == new_id  # noqa: E731
+        await until(new, within=5, what="the new dead letter in the snapshot")
         elapsed = time.monotonic() - inserted
         assert monitor.snapshot.dlq is not None and monitor.snapshot.dlq.max_id == new_id
         # poll interval (0.5 s) + one summary query + publish, typically ~0.6 s; the bound is loose
@@ -67,11 +61,8 @@ async def test_only_the_agent_announces_a_database_unreachable_since_start() -> 
         for monitor in monitors:
             await monitor.start()
         try:
-            for _ in range(100):
-                if sink.received:
-                    break
-                await asyncio.sleep(0.05)
-            await asyncio.sleep(1.0)  # time for a second (wrong) announcement to show up
+            await until(lambda: sink.received, within=5, what="the announcement")
+            await asyncio.sleep(1.0)  # under test: time for a second (wrong) announcement to show up
         finally:
             for monitor in monitors:
                 await monitor.stop()

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 
 import pytest
-import pytest_asyncio
-from loguru import logger
 
 from core.config import Config
 from core.db import Database
@@ -14,6 +12,7 @@ from core.notify.delivery import Deliverer
 from core.notify.offline import OfflineOutbox
 from core.notify.outbox import OutboxItem
 from core.redact import register_secret
+from tests.logs import captured_log
 from tests.servers import ScriptedReply, WebhookSink
 
 SECRET = "hunter2-offline-secret-value"
@@ -33,18 +32,8 @@ def item(key: str, route: str = "slack:critical", summary: str = "") -> OutboxIt
 
 @pytest.fixture
 def warnings() -> Iterator[list[str]]:
-    lines: list[str] = []
-    sink = logger.add(
-        lines.append, level="WARNING", format="{level} {message}", backtrace=False, diagnose=False
-    )
-    yield lines
-    logger.remove(sink)
-
-
-@pytest_asyncio.fixture
-async def sink() -> AsyncIterator[WebhookSink]:
-    async with WebhookSink() as server:
-        yield server
+    with captured_log("WARNING", "{level} {message}") as lines:
+        yield lines
 
 
 def test_a_full_queue_drops_sent_entries_first_and_logs_every_drop(warnings: list[str]) -> None:

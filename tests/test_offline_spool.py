@@ -17,32 +17,15 @@ from core.db import Database, PoolSettings
 from core.notify.delivery import Deliverer
 from core.spool import read_spools
 from tests.servers import WebhookSink
-from tests.test_alerting import API_DOWN, Clock, CuttableLink, headers, make_config
+from tests.test_alerting import API_DOWN, Clock, CuttableLink, headers, make_config, until_recovered
 
 DB_DOWN_NOW = [MetricSample("db.unreachable", "", 1.0)]
 DB_OK = [MetricSample("db.unreachable", "", 0.0)]
 
 
 @pytest_asyncio.fixture
-async def db(db_dsn: str) -> AsyncIterator[Database]:
-    database = Database(db_dsn, PoolSettings(min_size=1, max_size=4))
-    await database.execute(
-        "TRUNCATE opswatch.alert_state, opswatch.alert_history, opswatch.silences, opswatch.alert_leader,"
-        " opswatch.notification_outbox RESTART IDENTITY"
-    )
-    yield database
-    await database.close()
-
-
-@pytest_asyncio.fixture
 async def clock() -> Clock:
     return Clock()
-
-
-@pytest_asyncio.fixture
-async def sink() -> AsyncIterator[WebhookSink]:
-    async with WebhookSink() as server:
-        yield server
 
 
 @pytest_asyncio.fixture
@@ -67,17 +50,6 @@ def via(dsn: str) -> Database:
 async def history(db: Database) -> list[tuple[str, str, str]]:
     rows = await db.fetch("SELECT rule, from_state, to_state FROM opswatch.alert_history ORDER BY id")
     return [tuple(r) for r in rows]
-
-
-async def until_recovered(
-    engine: AlertEngine, clock: Clock, samples: list[MetricSample], start: int, *, leader: bool = True
-) -> None:
-    for n in range(100):  # the pool reconnects within its (short) backoff
-        await engine.evaluate(samples, clock.at(start + n))
-        if (engine.is_leader or not leader) and not engine.degraded:
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("the engine did not recover")
 
 
 async def test_a_restart_during_the_outage_loses_nothing_and_announces_nothing_twice(
@@ -183,13 +155,13 @@ async def test_an_outage_is_logged_once_not_per_evaluation(
     try:
         for n in range(15):  # the monitor evaluates every tick (250 ms; faster here)
             assert await agent.evaluate(DB_DOWN_NOW, clock.at(n)) == []
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.05)  # time under test: ticks in a row, each of which could log
         link.down = False
         await until_recovered(agent, clock, DB_OK, 20)
         link.cut()  # a second outage, now as the leader: logged again, once
         for n in range(15):
             assert await agent.evaluate(DB_DOWN_NOW, clock.at(200 + n)) == []
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.05)  # time under test: ticks in a row, each of which could log
         assert agent._offline_noted  # it did evaluate in memory
     finally:
         await agent_db.close()

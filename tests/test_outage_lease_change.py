@@ -16,7 +16,6 @@ import os
 import signal
 import sys
 import tempfile
-import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,7 @@ from core.migrate import init_app_schema, migrate
 from core.monitor import Monitor
 from core.spool import default_spool_dir
 from tests.servers import FleetServer, WebhookSink
+from tests.waiting import until
 
 pytestmark = pytest.mark.skipif(
     bool(os.environ.get("OPSWATCH_TEST_DSN")),
@@ -45,14 +45,6 @@ FIRING_DB = ":red_circle: CRITICAL: db-unreachable"
 FIRING_EP3 = ":red_circle: CRITICAL: down on ep3"
 RESOLVED_DB = ":white_check_mark: RESOLVED: db-unreachable"
 RESOLVED_EP3 = ":white_check_mark: RESOLVED: down on ep3"
-
-
-async def until(what: str, check: Callable[[], Awaitable[bool]], within: float = 20.0) -> None:
-    deadline = time.monotonic() + within
-    while not await check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for: {what}")
-        await asyncio.sleep(0.05)
 
 
 def config_for(dsn: str, fleet: FleetServer, sink: WebhookSink, logs: Path) -> dict[str, Any]:
@@ -125,30 +117,30 @@ async def test_frozen_lease_holder_and_takeover_send_each_message_once(
             return sum(1 for r in sink.received if _header(r.body) == header)
 
         try:
-            await until("the agent holds the lease", lambda: _holds(holder, lambda h: h is not None))
+            await until(lambda: _holds(holder, lambda h: h is not None), 20, what="the agent holds the lease")
             agent_id = await holder()
             await console.start()
             assert not console.engine.is_leader
 
             server.stop()  # the outage
-            await until("CRITICAL db-unreachable", _sync(lambda: seen(FIRING_DB) == 1))
+            await until(lambda: seen(FIRING_DB) == 1, 20, what="CRITICAL db-unreachable")
             fleet.set("ep3", status=503)
-            await until("CRITICAL down on ep3", _sync(lambda: seen(FIRING_EP3) == 1))
+            await until(lambda: seen(FIRING_EP3) == 1, 20, what="CRITICAL down on ep3")
             spooled = list(spool_dir.glob("*.jsonl"))
             assert len(spooled) == 1, "the agent records what it decided and sent in its spool"
 
             agent.send_signal(signal.SIGSTOP)  # the lease holder hangs
             server.start()
             mine = console.instance_id
-            await until("the console takes the lease", lambda: _holds(holder, lambda h: h == mine))
-            await until("RESOLVED db-unreachable", _sync(lambda: seen(RESOLVED_DB) == 1))
+            await until(lambda: _holds(holder, lambda h: h == mine), 20, what="the console takes the lease")
+            await until(lambda: seen(RESOLVED_DB) == 1, 20, what="RESOLVED db-unreachable")
             assert spooled[0].exists()  # its owner is alive (frozen): replayed, not deleted
 
             agent.send_signal(signal.SIGCONT)
-            await until("the agent merged its own spool", _sync(lambda: not spooled[0].exists()))
+            await until(lambda: not spooled[0].exists(), 20, what="the agent merged its own spool")
             fleet.set("ep3", status=200)
-            await until("RESOLVED down on ep3", _sync(lambda: seen(RESOLVED_EP3) == 1))
-            await until("nothing left to send", _outbox_settled(admin))
+            await until(lambda: seen(RESOLVED_EP3) == 1, 20, what="RESOLVED down on ep3")
+            await until(_outbox_settled(admin), 20, what="nothing left to send")
         finally:
             if agent.returncode is None:
                 agent.send_signal(signal.SIGCONT)
@@ -198,13 +190,6 @@ async def _holds(holder: Callable[[], Awaitable[str | None]], ok: Callable[[str 
         return ok(await holder())
     except Exception:
         return False
-
-
-def _sync(check: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
-    async def run() -> bool:
-        return check()
-
-    return run
 
 
 def _header(body: Any) -> str:

@@ -5,17 +5,15 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-import pytest_asyncio
 
 from core.alerting import AlertActions
 from core.config import Config
-from core.db import Database, PoolSettings
+from core.db import Database
 from core.errors import ReadOnlyError
 from core.notify.base import Notification, target_id
 from core.notify.delivery import Deliverer, retry_delay
@@ -31,6 +29,7 @@ from core.notify.outbox import (
 )
 from core.notify.registry import build_notifiers
 from tests.servers import Received, ScriptedReply, WebhookSink
+from tests.waiting import until
 
 
 def make_config(sink: WebhookSink, *, max_attempts: int = 3, timeout: float = 0.3, **outbox: Any) -> Config:
@@ -61,37 +60,16 @@ def item(key: str, route: str = "slack:critical", kind: str = "firing") -> Outbo
     )
 
 
-@pytest_asyncio.fixture
-async def db(db_dsn: str) -> AsyncIterator[Database]:
-    """The module's database with opswatch's alerting tables emptied (faster than a new database)."""
-    database = Database(db_dsn, PoolSettings(min_size=1, max_size=8))
-    await database.execute(
-        "TRUNCATE opswatch.alert_state, opswatch.alert_history, opswatch.silences, opswatch.alert_leader,"
-        " opswatch.notification_outbox, opswatch.audit_log RESTART IDENTITY"
-    )
-    yield database
-    await database.close()
-
-
-@pytest_asyncio.fixture
-async def sink() -> AsyncIterator[WebhookSink]:
-    async with WebhookSink() as server:
-        yield server
-
-
 async def put(db: Database, *items: OutboxItem) -> list[int]:
     async with db.transaction() as conn:
         return await enqueue(conn, items)
 
 
 async def wait_status(db: Database, row_id: int, status: str, within: float = 5.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    for _ in range(100_000):
-        if (await entries(db, [row_id]))[row_id].status == status or loop.time() > deadline:
-            break
-        await asyncio.sleep(0.02)
-    assert (await entries(db, [row_id]))[row_id].status == status
+    async def reached() -> bool:
+        return (await entries(db, [row_id]))[row_id].status == status
+
+    await until(reached, within, what=f"row {row_id} {status}")
 
 
 def test_retry_delay_grows_and_is_capped() -> None:
@@ -171,7 +149,7 @@ async def test_timeout_from_the_sink_is_retried(db: Database, sink: WebhookSink)
         assert await deliverer.deliver_due() == 0
         entry = (await entries(db, [row_id]))[row_id]
         assert (entry.status, entry.attempts, entry.last_error) == ("pending", 1, "timed out after 0.3 s")
-        await asyncio.sleep(0.15)
+        await asyncio.sleep(0.15)  # time under test: the retry is due once its backoff has passed
         assert await deliverer.deliver_due() == 1
     finally:
         await deliverer.stop()
@@ -235,7 +213,7 @@ async def test_restart_resumes_pending_and_takes_over_expired_leases(db: Databas
     try:
         assert await survivor.deliver_due() == 0  # still leased by the crashed instance
         assert sink.received == []
-        await asyncio.sleep(1.3)
+        await asyncio.sleep(1.3)  # time under test: the crashed instance's 1.2 s lease runs out
         assert await survivor.deliver_due() == 2
     finally:
         await survivor.stop()
@@ -251,7 +229,7 @@ async def test_firing_and_resolved_keep_their_order_per_route(db: Database, sink
     try:
         assert await deliverer.deliver_due() == 1  # warning route is independent; critical waits for "firing"
         assert [r.body["text"] for r in sink.delivered] == ["other-route"]
-        await asyncio.sleep(0.12)
+        await asyncio.sleep(0.12)  # time under test: the held "firing" row's backoff passes
         assert await deliverer.deliver_due() == 2
     finally:
         await deliverer.stop()
@@ -268,7 +246,7 @@ async def test_two_deliverers_send_each_notification_once(db: Database, sink: We
     await asyncio.gather(one.start(), two.start())
     try:
         await sink.wait_for(30)
-        await asyncio.sleep(0.3)  # would catch a late duplicate
+        await asyncio.sleep(0.3)  # time under test: would catch a late duplicate
     finally:
         await asyncio.gather(one.stop(), two.stop())
     texts = [r.body["text"] for r in sink.received]
@@ -339,7 +317,7 @@ async def test_each_row_goes_out_once_from_an_instance_that_has_its_target(
     await asyncio.gather(a.start(), b.start())
     try:
         await sink.wait_for(8 + 16 + 1)
-        await asyncio.sleep(0.3)  # would catch a late duplicate or a row claimed by the wrong instance
+        await asyncio.sleep(0.3)  # time under test: a late duplicate or a row claimed by the wrong instance
     finally:
         await asyncio.gather(a.stop(), b.stop())
     assert keys_at(sink, "/a-crit") == a_keys

@@ -7,29 +7,30 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import deque
-from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime, timedelta
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from functools import partial
 from typing import Any
 
 import httpx
-import pytest
 import pytest_asyncio
 from aiohttp import web
-from loguru import logger
 
-from core.alerting import AlertActions, AlertEngine, MetricSample
+from core.alerting import AlertActions, MetricSample
 from core.config import Config, PagerDutyConfig
-from core.db import Database, PoolSettings
-from core.notify.base import AlertInfo, Notification
+from core.db import Database
+from core.notify.base import Notification
 from core.notify.delivery import Deliverer
 from core.notify.outbox import list_outbox
 from core.notify.pagerduty import PagerDutyNotifier, render_pagerduty
 from core.notify.registry import build_notifiers, send_timeout
+from tests.alerts import API_DOWN_RULE, T0, Clock, Rig, alert_info, instances, play
 from tests.servers import WebhookSink, _Server
 from tests.smtp_server import SmtpSink
+from tests.waiting import arrivals
 
-T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 ROUTING_KEY = "R0ut1ngK3ySecretValue0123456789a"  # 32 characters, like a real integration key
+info = partial(alert_info, runbook="Check the POS backend process")
 assert len(ROUTING_KEY) == 32
 
 
@@ -110,12 +111,7 @@ class PagerDutySink(_Server):
         return web.json_response(reply, status=202)
 
     async def wait_for(self, count: int, within: float = 10.0) -> list[dict[str, Any]]:
-        async def _wait() -> None:
-            async with self.arrived:
-                await self.arrived.wait_for(lambda: len(self.events) >= count)
-
-        await asyncio.wait_for(_wait(), within)
-        return list(self.events)
+        return await arrivals(self.arrived, self.events, count, within)
 
     async def __aenter__(self) -> PagerDutySink:
         await self.start()
@@ -123,23 +119,6 @@ class PagerDutySink(_Server):
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
-
-
-def info(scope: str = "checkout", **kw: Any) -> AlertInfo:
-    base: dict[str, Any] = dict(
-        rule="api-down",
-        scope=scope,
-        severity="critical",
-        metric="endpoint.down_for",
-        value=312.0,
-        value_text="5m 12s",
-        threshold_text="> 5m",
-        description="Endpoint down for more than 5 minutes",
-        runbook="Check the POS backend process",
-        started_at=T0,
-        fired_at=T0,
-    )
-    return AlertInfo(**(base | kw))
 
 
 # --------------------------------------------------------------------------- rendering
@@ -240,17 +219,6 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
         yield client
 
 
-@pytest.fixture
-def logs() -> Iterator[list[str]]:
-    """Everything logged through loguru while the test runs (as production formats it: no locals)."""
-    lines: list[str] = []
-    sink = logger.add(
-        lines.append, level="DEBUG", format="{level} {message} {extra}", backtrace=False, diagnose=False
-    )
-    yield lines
-    logger.remove(sink)
-
-
 def pd_config(sink: PagerDutySink, **kw: Any) -> PagerDutyConfig:
     return PagerDutyConfig.model_validate({"routing_key": ROUTING_KEY, "url": sink.url, "timeout": 2} | kw)
 
@@ -286,13 +254,7 @@ async def test_send_adds_the_routing_key_and_classifies_replies(
 
 # --------------------------------------------------------------------------- through the outbox
 
-API_DOWN = {
-    "name": "api-down",
-    "metric": "endpoint.down_for",
-    "critical": 0,
-    "for": 0,
-    "description": "Endpoint down",
-}
+API_DOWN = API_DOWN_RULE
 SLOW = {"name": "slow", "metric": "endpoint.latency_ms", "warning": 2000}
 OUTBOX = {"max_attempts": 4, "backoff_initial": 0.05, "backoff_max": 0.1, "poll_interval": 0.05}
 
@@ -317,33 +279,6 @@ def up(*eps: int) -> list[MetricSample]:
 
 def slow(*eps: int) -> list[MetricSample]:
     return [MetricSample("endpoint.latency_ms", f"ep{i}", 3000.0) for i in eps]
-
-
-class Rig:
-    def __init__(self, db: Database, config: Config, name: str = "one") -> None:
-        self.t0 = datetime.now(UTC).replace(microsecond=0)
-        self.now = self.t0
-        self.engine = AlertEngine(db, config, instance_id=name, clock=lambda: self.now)
-        self.deliverer = Deliverer(db, config, instance_id=name)
-
-    async def step(self, seconds: float, samples: list[MetricSample]) -> int:
-        self.now = self.t0 + timedelta(seconds=seconds)
-        await self.engine.evaluate(samples, self.now)
-        return await self.deliverer.deliver_due()
-
-    async def close(self) -> None:
-        await self.deliverer.stop()
-
-
-@pytest_asyncio.fixture
-async def db(db_dsn: str) -> AsyncIterator[Database]:
-    database = Database(db_dsn, PoolSettings(min_size=1, max_size=6))
-    await database.execute(
-        "TRUNCATE opswatch.alert_state, opswatch.alert_history, opswatch.silences, opswatch.alert_leader,"
-        " opswatch.notification_outbox, opswatch.audit_log RESTART IDENTITY"
-    )
-    yield database
-    await database.close()
 
 
 async def stored_text(db: Database) -> str:
@@ -433,7 +368,7 @@ async def test_500_then_202_is_retried_and_400_is_dead_at_once_without_leaking_t
         [row] = await list_outbox(db)
         assert (row.status, row.attempts, row.last_status) == ("pending", 1, 500)
         assert row.last_error == "HTTP 500: error: internal error for ***"
-        await asyncio.sleep(0.12)
+        await asyncio.sleep(0.12)  # time under test: the retry is due once its backoff has passed
         assert await rig.deliverer.deliver_due() == 1
 
         # A 400 is permanent: dead at once (no retries), and PagerDuty echoing the key does not leak it.
@@ -514,33 +449,19 @@ async def test_all_channels_once_from_two_instances(
         )
         assert set(build_notifiers(config)) == {"pagerduty", "email", "webhook"}
         assert send_timeout(config) == 2
-        pools = [Database(db_dsn, PoolSettings(min_size=1, max_size=4)) for _ in range(2)]
-        t0 = datetime.now(UTC).replace(microsecond=0)
-        now = t0
-        engines = [
-            AlertEngine(p, config, instance_id=f"i{n}", clock=lambda: now) for n, p in enumerate(pools)
-        ]
-        deliverers = [Deliverer(p, config, instance_id=f"i{n}") for n, p in enumerate(pools)]
-        await asyncio.gather(*(d.start() for d in deliverers))
-        try:
+        clock = Clock()
+        async with instances(db_dsn, config, clock) as engines:
             timeline = [
                 (0, [*down(0, 1, 2), *slow(3)]),
                 (0.6, [*down(0, 1, 2), *slow(3)]),
                 (1, [*down(0, 1, 2), *slow(3)]),
                 (30, [*up(0, 1, 2), *slow(3)]),
             ]
-            for seconds, samples in timeline:
-                now = t0 + timedelta(seconds=seconds)
-                await asyncio.gather(*(e.evaluate(samples, now) for e in engines))
-                await asyncio.sleep(0.06)
+            await play(engines, clock, timeline)
             await pd_sink.wait_for(6)
             await smtp.wait_for(3)
             await hook.wait_for(3)
-            await asyncio.sleep(0.3)  # would catch a late duplicate
-        finally:
-            await asyncio.gather(*(d.stop() for d in deliverers))
-            for p in pools:
-                await p.close()
+            await asyncio.sleep(0.3)  # time under test: would catch a late duplicate
     assert sum(e.is_leader for e in engines) == 1
     assert [(e["event_action"], e["dedup_key"]) for e in pd_sink.events] == [
         ("trigger", "opswatch/api-down/ep0"),

@@ -15,6 +15,7 @@ from core.db import Database, DatabaseUnavailable, PoolSettings
 from core.probe_store import ProbeStore
 from core.probes import Outcome, ProbeSample
 from core.windows import EndpointWindow
+from tests.waiting import until
 
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 
@@ -55,10 +56,7 @@ async def test_full_batch_flushes_without_waiting(database: Database) -> None:
     store = ProbeStore(database, batch_rows=10)
     for i in range(10):
         store.add(sample("api", NOW + timedelta(seconds=i)))
-    for _ in range(100):
-        if store.written == 10:
-            break
-        await asyncio.sleep(0.01)
+    await until(lambda: store.written == 10, within=1, what="the full batch written")
     assert await database.fetchval("SELECT count(*) FROM opswatch.probe_samples") == 10
 
 

@@ -30,6 +30,7 @@ from core.probes import (
     specs_from_config,
 )
 from tests.servers import FleetServer
+from tests.waiting import until
 
 
 @pytest_asyncio.fixture(scope="module")
@@ -263,7 +264,7 @@ def test_specs_from_config() -> None:
 async def run_for(scheduler: ProbeScheduler, seconds: float) -> None:
     await scheduler.start()
     try:
-        await asyncio.sleep(seconds)
+        await asyncio.sleep(seconds)  # time under test: how many probes a window of time holds
     finally:
         await scheduler.stop()
 
@@ -359,10 +360,10 @@ async def test_update_keeps_unchanged_and_stops_removed(fleet: FleetServer) -> N
     scheduler = ProbeScheduler([keep, gone], seen.append, spread_gap_s=0.01)
     await scheduler.start()
     try:
-        await asyncio.sleep(0.25)
+        await until(lambda: {"keep", "gone"} <= {s.endpoint for s in seen}, what="both probed")
         await scheduler.update([keep, ProbeSpec(name="new", url=fleet.url("new"), interval_s=0.1)])
         cut = len(seen)
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(0.3)  # time under test: three intervals in which "gone" must not run
     finally:
         await scheduler.stop()
     after = {s.endpoint for s in seen[cut:]}

@@ -12,7 +12,7 @@ import json
 import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Any
@@ -23,19 +23,20 @@ from loguru import logger
 
 from core.alerting import AlertEngine, MetricSample
 from core.config import Config
-from core.db import Database, PoolSettings
-from core.notify.base import AlertInfo, Notification
+from core.db import Database
+from core.notify.base import Notification
 from core.notify.delivery import Deliverer
 from core.notify.email import build_message, render_email
 from core.notify.outbox import list_outbox
 from core.notify.pagerduty import render_pagerduty
 from core.notify.slack import cut_mrkdwn, fit_blocks, plain_fallback, render_slack
 from core.notify.webhook import WEBHOOK_VERSION, idempotency_key, render_webhook
+from tests.alerts import T0, Rig, alert_info
 from tests.servers import BlockKitSink, ScriptedReply, WebhookSink, block_kit_problem
 from tests.test_pagerduty import ROUTING_KEY, PagerDutySink
+from tests.waiting import until
 
 ROOT = Path(__file__).resolve().parent.parent
-T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
 # Everything a terminal or a bidi-aware viewer would act on.
 HOSTILE = (
@@ -88,48 +89,6 @@ def config(notifications: dict[str, Any]) -> Config:
     return cfg.model_copy(update={"endpoints": (hostile,)})
 
 
-@pytest_asyncio.fixture
-async def db(db_dsn: str) -> AsyncIterator[Database]:
-    database = Database(db_dsn, PoolSettings(min_size=1, max_size=6))
-    await database.execute(
-        "TRUNCATE opswatch.alert_state, opswatch.alert_history, opswatch.silences, opswatch.alert_leader,"
-        " opswatch.notification_outbox, opswatch.audit_log RESTART IDENTITY"
-    )
-    yield database
-    await database.close()
-
-
-class Rig:
-    """The real engine and deliverer on one database, with a controlled clock."""
-
-    def __init__(self, db: Database, cfg: Config) -> None:
-        self.t0 = datetime.now(UTC).replace(microsecond=0)
-        self.now = self.t0
-        self.engine = AlertEngine(db, cfg, instance_id="one", clock=lambda: self.now)
-        self.deliverer = Deliverer(db, cfg, instance_id="one")
-
-    async def step(self, seconds: float, value: float) -> int:
-        self.now = self.t0 + timedelta(seconds=seconds)
-        await self.engine.evaluate([MetricSample("endpoint.down_for", SCOPE, value)], self.now)
-        return await self.deliverer.deliver_due()
-
-    async def deliver_until(self, count: int, within: float = 5.0) -> None:
-        """Run delivery passes until ``count`` more notifications went out (retries wait a backoff)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + within
-        delivered = 0
-        while delivered < count:
-            assert loop.time() < deadline, f"{delivered} of {count} delivered within {within} s"
-            delivered += await self.deliverer.deliver_due()
-            await asyncio.sleep(0.02)
-
-    async def __aenter__(self) -> Rig:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.deliverer.stop()
-
-
 # --------------------------------------------------------------------------- Slack
 
 
@@ -139,14 +98,18 @@ async def slack() -> AsyncIterator[BlockKitSink]:
         yield sink
 
 
+def down(seconds: float) -> list[MetricSample]:
+    return [MetricSample("endpoint.down_for", SCOPE, seconds)]
+
+
 def slack_config(sink: BlockKitSink) -> Config:
     return config({"slack": {"webhooks": {"critical": sink.url("slack/critical")}, "timeout": 2}})
 
 
 async def test_huge_hostile_alert_reaches_slack_bounded_and_inert(db: Database, slack: BlockKitSink) -> None:
     async with Rig(db, slack_config(slack)) as rig:
-        assert await rig.step(0, 30.0) == 1
-        assert await rig.step(10, 0.0) == 1
+        assert await rig.step(0, down(30.0)) == 1
+        assert await rig.step(10, down(0.0)) == 1
     assert slack.problems == [] and len(slack.received) == 2  # each accepted at the first attempt
     firing, resolved = (r.body for r in slack.delivered)
     for body in (firing, resolved):
@@ -171,7 +134,7 @@ async def test_slack_refusing_blocks_gets_plain_text_not_a_dead_letter(
 ) -> None:
     slack.reject_blocks = error
     async with Rig(db, slack_config(slack)) as rig:
-        assert await rig.step(0, 30.0) == 1
+        assert await rig.step(0, down(30.0)) == 1
     refused, plain = slack.received
     assert "blocks" in refused.body and "blocks" not in plain.body
     assert slack.delivered == [plain]
@@ -187,18 +150,14 @@ async def test_slack_refusing_blocks_gets_plain_text_not_a_dead_letter(
 
 def test_slack_blocks_stay_within_block_kit_for_any_group() -> None:
     alerts = tuple(
-        AlertInfo(
+        alert_info(
             rule=f"rule{i % 12}-" + "n" * 90,
             scope=f"ep{i}-" + "s" * 95 + HOSTILE,
-            severity="critical",
-            metric="endpoint.down_for",
             value=1.0,
             value_text="v" * 900,
             threshold_text="t" * 900,
             description=DESCRIPTION,
             runbook=RUNBOOK,
-            started_at=T0,
-            fired_at=T0,
         )
         for i in range(300)
     )
@@ -235,18 +194,11 @@ def test_plain_fallback_keeps_the_message_without_blocks() -> None:
         "firing",
         "critical",
         (
-            AlertInfo(
-                rule="api-down",
-                scope="checkout",
-                severity="critical",
-                metric="endpoint.down_for",
+            alert_info(
                 value=1.0,
                 value_text="5m",
-                threshold_text="> 5m",
                 description="Down",
                 runbook="Restart",
-                started_at=T0,
-                fired_at=T0,
             ),
         ),
         "k",
@@ -276,8 +228,8 @@ async def test_huge_hostile_alert_reaches_pagerduty_bounded_and_inert(
 ) -> None:
     cfg = config({"pagerduty": {"routing_key": ROUTING_KEY, "url": pd.url, "timeout": 2}})
     async with Rig(db, cfg) as rig:
-        assert await rig.step(0, 30.0) == 1
-        assert await rig.step(10, 0.0) == 1
+        assert await rig.step(0, down(30.0)) == 1
+        assert await rig.step(10, down(0.0)) == 1
     trigger, resolve = pd.events
     assert pd.requests == 2
     assert_inert(pd.events)
@@ -293,18 +245,15 @@ async def test_huge_hostile_alert_reaches_pagerduty_bounded_and_inert(
 
 
 def test_pagerduty_events_stay_within_the_events_api_for_any_alert() -> None:
-    alert = AlertInfo(
+    alert = alert_info(
         rule="r" * 100 + HOSTILE,
         scope="s" * 100 + HOSTILE,
-        severity="critical",
         metric="m" * 300,
         value=1.0,
         value_text="v" * 5000,
         threshold_text="t" * 5000,
         description=DESCRIPTION * 20,
         runbook=RUNBOOK * 20,
-        started_at=T0,
-        fired_at=T0,
     )
     for kind in ("firing", "repeat", "resolved", "acknowledged", "test"):
         for rendered in render_pagerduty(
@@ -320,22 +269,16 @@ def test_pagerduty_events_stay_within_the_events_api_for_any_alert() -> None:
 # --------------------------------------------------------------------------- generic webhook
 
 
-@pytest_asyncio.fixture
-async def hook() -> AsyncIterator[WebhookSink]:
-    async with WebhookSink() as sink:
-        yield sink
-
-
 async def test_huge_hostile_alert_reaches_a_webhook_bounded_and_inert_with_an_idempotency_key(
-    db: Database, hook: WebhookSink
+    db: Database, sink: WebhookSink
 ) -> None:
-    cfg = config({"webhook": [{"name": "ops", "url": hook.url("ops"), "timeout": 2}]})
-    hook.script("ops", ScriptedReply(500))  # the first attempt fails: the retry carries the same key
+    cfg = config({"webhook": [{"name": "ops", "url": sink.url("ops"), "timeout": 2}]})
+    sink.script("ops", ScriptedReply(500))  # the first attempt fails: the retry carries the same key
     async with Rig(db, cfg) as rig:
-        assert await rig.step(0, 30.0) == 0
+        assert await rig.step(0, down(30.0)) == 0
         await rig.deliver_until(1)  # the retry, after its 0.2-0.4 s backoff
-        assert await rig.step(10, 0.0) == 1
-    first, retry, resolved = hook.received
+        assert await rig.step(10, down(0.0)) == 1
+    first, retry, resolved = sink.received
     assert_inert([first.body, resolved.body])
     assert first.body == retry.body and first.body["version"] == WEBHOOK_VERSION == 1
     [alert] = first.body["alerts"]
@@ -355,9 +298,9 @@ async def test_huge_hostile_alert_reaches_a_webhook_bounded_and_inert_with_an_id
 
 
 async def test_a_sender_dying_mid_post_means_a_second_post_with_the_same_idempotency_key(
-    db: Database, hook: WebhookSink
+    db: Database, sink: WebhookSink
 ) -> None:
-    cfg = config({"webhook": [{"name": "ops", "url": hook.url("ops"), "timeout": 0.5}]})
+    cfg = config({"webhook": [{"name": "ops", "url": sink.url("ops"), "timeout": 0.5}]})
     cfg = cfg.model_copy(
         update={
             "notifications": cfg.notifications.model_copy(
@@ -365,28 +308,23 @@ async def test_a_sender_dying_mid_post_means_a_second_post_with_the_same_idempot
             )
         }
     )
-    hook.script("ops", ScriptedReply(200, delay_s=3.0))  # the receiver takes it but answers late
+    sink.script("ops", ScriptedReply(200, delay_s=3.0))  # the receiver takes it but answers late
     engine = AlertEngine(db, cfg, instance_id="a", clock=lambda: datetime.now(UTC))
     dying = Deliverer(db, cfg, instance_id="a")
     survivor = Deliverer(db, cfg, instance_id="b")
     try:
         await engine.evaluate([MetricSample("endpoint.down_for", SCOPE, 30.0)], datetime.now(UTC))
         sending = asyncio.create_task(dying.deliver_due())
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 5.0
-        while not hook.started:
-            assert loop.time() < deadline, "the first POST never arrived"
-            await asyncio.sleep(0.01)
+        await until(lambda: sink.started, what="the first POST")
         sending.cancel()  # instance "a" dies mid-POST: nothing is recorded
         with contextlib.suppress(asyncio.CancelledError):
             await sending
-        while not await survivor.deliver_due():  # once a's lease has run out
-            assert loop.time() < deadline + 5.0, "the survivor never took the row over"
-            await asyncio.sleep(0.05)
+        # once a's lease has run out
+        await until(survivor.deliver_due, within=10, what="the survivor took the row over")
     finally:
         await dying.stop()
         await survivor.stop()
-    first, second = hook.started[:2]
+    first, second = sink.started[:2]
     assert first.body == second.body
     assert first.headers["Idempotency-Key"] == second.headers["Idempotency-Key"]
     [row] = await list_outbox(db)
@@ -395,18 +333,14 @@ async def test_a_sender_dying_mid_post_means_a_second_post_with_the_same_idempot
 
 def test_webhook_payload_is_bounded_for_a_huge_group() -> None:
     alerts = tuple(
-        AlertInfo(
+        alert_info(
             rule="api-down" + HOSTILE,
             scope=f"ep{i}" + "s" * 500,
-            severity="critical",
-            metric="endpoint.down_for",
             value=float("inf") if i == 0 else 1.0,
             value_text="v" * 900,
             threshold_text="t" * 900,
             description=DESCRIPTION,
             runbook=RUNBOOK,
-            started_at=T0,
-            fired_at=T0,
         )
         for i in range(150)
     )
@@ -428,19 +362,7 @@ def readme_webhook_example() -> dict[str, Any]:
 
 def test_readme_webhook_example_is_what_the_notifier_sends() -> None:
     at = datetime(2025, 3, 1, 12, 5, 12, tzinfo=UTC)
-    alert = AlertInfo(
-        rule="api-down",
-        scope="checkout",
-        severity="critical",
-        metric="endpoint.down_for",
-        value=312.0,
-        value_text="5m 12s",
-        threshold_text="> 5m",
-        description="Endpoint down for more than 5 minutes",
-        runbook="Check the POS backend process; GET /test/health must answer 200.",
-        started_at=T0,
-        fired_at=at,
-    )
+    alert = alert_info(fired_at=at)
     n = Notification("firing", "critical", (alert,), "firing:api-down/checkout/1740830712000", at)
     assert readme_webhook_example() == json.loads(json.dumps(render_webhook(n)))
 
@@ -449,18 +371,14 @@ def test_readme_webhook_example_is_what_the_notifier_sends() -> None:
 
 
 def test_email_subject_and_bodies_are_inert_and_headers_single_line() -> None:
-    alert = AlertInfo(
+    alert = alert_info(
         rule="api-down\r\nBcc: victim@example.com",
         scope=SCOPE,
-        severity="critical",
-        metric="endpoint.down_for",
         value=1.0,
         value_text="1s",
         threshold_text="> 0s",
         description=DESCRIPTION,
         runbook=RUNBOOK,
-        started_at=T0,
-        fired_at=T0,
     )
     payload = render_email(Notification("firing", "critical", (alert,), "k", T0))
     assert_inert(payload)
@@ -484,12 +402,12 @@ def records() -> Iterator[list[dict[str, Any]]]:
 
 
 async def test_logs_name_the_rule_scope_and_severity_they_queue_and_deliver(
-    db: Database, hook: WebhookSink, records: list[dict[str, Any]]
+    db: Database, sink: WebhookSink, records: list[dict[str, Any]]
 ) -> None:
-    cfg = config({"webhook": [{"name": "ops", "url": hook.url("ops"), "timeout": 2}]})
-    hook.script("ops", ScriptedReply(503, body="busy"))
+    cfg = config({"webhook": [{"name": "ops", "url": sink.url("ops"), "timeout": 2}]})
+    sink.script("ops", ScriptedReply(503, body="busy"))
     async with Rig(db, cfg) as rig:
-        assert await rig.step(0, 30.0) == 0
+        assert await rig.step(0, down(30.0)) == 0
         await rig.deliver_until(1)
     [queued] = [r for r in records if r["message"].startswith("queued ")]
     [failed] = [r for r in records if " failed (attempt 1)" in r["message"]]

@@ -22,8 +22,8 @@ from core.db import Database, PoolSettings
 from core.triage import DlqFilter, TriageService
 from core.triage.doctor import AppSchemaError, SchemaStatus, diagnose, inspect_app_schema
 from core.triage.schema import AppTables
+from tests.cli import exit_code, run_in_thread
 from tests.test_triage_support import add_dlq, add_events, seed_base
-from tui.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 MISSING_NAME = (
@@ -65,9 +65,7 @@ def _cfg_file(tmp_path: Path, dsn: str, extra: str = "") -> str:
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
+    return (exit_code(*argv), *capsys.readouterr())
 
 
 async def test_triage_reads_work_without_channel_name_and_platform(
@@ -212,11 +210,7 @@ async def test_a_missing_channels_table_degrades_to_ids(fresh_db_dsn: str, varia
         await db.close()
 
 
-async def _in_thread(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    """The CLI runs its own event loop: from an async test it runs in a worker thread."""
-    code = await asyncio.to_thread(main, list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
+_in_thread = run_in_thread  # the CLI runs its own event loop: from an async test, in a worker thread
 
 
 async def test_the_agent_logs_each_schema_problem_at_start(

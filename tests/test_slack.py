@@ -4,37 +4,20 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import httpx
 import pytest_asyncio
 import respx
 
 from core.config import SlackConfig
-from core.notify.base import AlertInfo, Notification, parse_retry_after, summary_line
+from core.notify.base import Notification, parse_retry_after, summary_line
 from core.notify.slack import SlackNotifier, render_slack
+from tests.alerts import T0, mrkdwn_fields
+from tests.alerts import alert_info as info
 from tests.servers import ScriptedReply, WebhookSink
 
-T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 EPOCH = int(T0.timestamp())
 WHEN = f"<!date^{EPOCH}^{{date_short_pretty}} {{time_secs}}|2025-03-01 12:00:00 UTC>"
-
-
-def info(scope: str = "checkout", **kw: Any) -> AlertInfo:
-    base: dict[str, Any] = dict(
-        rule="api-down",
-        scope=scope,
-        severity="critical",
-        metric="endpoint.down_for",
-        value=312.0,
-        value_text="5m 12s",
-        threshold_text="> 5m",
-        description="Endpoint down for more than 5 minutes",
-        runbook="Check the POS backend process; GET /test/health must answer 200.",
-        started_at=T0,
-        fired_at=T0,
-    )
-    return AlertInfo(**(base | kw))
 
 
 def test_single_firing_message_exact() -> None:
@@ -57,13 +40,13 @@ def test_single_firing_message_exact() -> None:
             },
             {
                 "type": "section",
-                "fields": [
-                    {"type": "mrkdwn", "text": "*Severity*\n:red_circle: Critical"},
-                    {"type": "mrkdwn", "text": "*Where*\ncheckout"},
-                    {"type": "mrkdwn", "text": "*Value*\n5m 12s"},
-                    {"type": "mrkdwn", "text": "*Threshold*\n&gt; 5m"},
-                    {"type": "mrkdwn", "text": f"*Since*\n{WHEN}"},
-                ],
+                "fields": mrkdwn_fields(
+                    "*Severity*\n:red_circle: Critical",
+                    "*Where*\ncheckout",
+                    "*Value*\n5m 12s",
+                    "*Threshold*\n&gt; 5m",
+                    f"*Since*\n{WHEN}",
+                ),
             },
             {
                 "type": "context",
@@ -107,14 +90,14 @@ def test_resolved_message_exact() -> None:
             },
             {
                 "type": "section",
-                "fields": [
-                    {"type": "mrkdwn", "text": "*Was*\n:red_circle: Critical"},
-                    {"type": "mrkdwn", "text": "*Where*\ncheckout"},
-                    {"type": "mrkdwn", "text": "*Value*\n0s"},
-                    {"type": "mrkdwn", "text": "*Threshold*\n&gt; 5m"},
-                    {"type": "mrkdwn", "text": f"*Fired*\n{WHEN}"},
-                    {"type": "mrkdwn", "text": f"*Resolved*\n{resolved_when}"},
-                ],
+                "fields": mrkdwn_fields(
+                    "*Was*\n:red_circle: Critical",
+                    "*Where*\ncheckout",
+                    "*Value*\n0s",
+                    "*Threshold*\n&gt; 5m",
+                    f"*Fired*\n{WHEN}",
+                    f"*Resolved*\n{resolved_when}",
+                ),
             },
         ],
     }
@@ -195,12 +178,6 @@ def test_parse_retry_after() -> None:
 
 
 # --------------------------------------------------------------------------- delivery
-
-
-@pytest_asyncio.fixture
-async def sink() -> AsyncIterator[WebhookSink]:
-    async with WebhookSink() as server:
-        yield server
 
 
 @pytest_asyncio.fixture

@@ -3,45 +3,25 @@ through the real engine against a local sink."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from functools import partial
 
 import httpx
-import pytest
-import pytest_asyncio
-from loguru import logger
 
 from core.alerting import AlertActions, AlertEngine, MetricSample
 from core.config import Config, WebhookConfig
-from core.db import Database, PoolSettings
-from core.notify.base import AlertInfo, Notification
+from core.db import Database
+from core.notify.base import Notification
 from core.notify.delivery import Deliverer
 from core.notify.outbox import list_outbox
 from core.notify.registry import build_notifiers
 from core.notify.webhook import WebhookNotifier, idempotency_key, render_webhook
+from tests.alerts import T0, alert_info
 from tests.servers import ScriptedReply, WebhookSink
+from tests.waiting import until
 
-T0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 TOKEN = "whk-Bearer-T0ken-abcdef123456"
-
-
-def info(scope: str = "checkout", **kw: Any) -> AlertInfo:
-    base: dict[str, Any] = dict(
-        rule="api-down",
-        scope=scope,
-        severity="critical",
-        metric="endpoint.down_for",
-        value=312.0,
-        value_text="5m 12s",
-        threshold_text="> 5m",
-        description="Endpoint down for more than 5 minutes",
-        runbook=None,
-        started_at=T0,
-        fired_at=T0,
-    )
-    return AlertInfo(**(base | kw))
+info = partial(alert_info, runbook=None)
 
 
 def test_payload_exact() -> None:
@@ -92,23 +72,6 @@ def test_routes_per_hook_and_severity() -> None:
     assert notifier.routes("critical") == notifier.routes("warning") == ("webhook:ops",)
     assert notifier.routes("info") == ("webhook:info",)
     assert WebhookNotifier([]).routes("critical") == ()
-
-
-@pytest_asyncio.fixture
-async def sink() -> AsyncIterator[WebhookSink]:
-    async with WebhookSink() as server:
-        yield server
-
-
-@pytest.fixture
-def logs() -> Iterator[list[str]]:
-    """Everything logged through loguru while the test runs (as production formats it: no locals)."""
-    lines: list[str] = []
-    sink = logger.add(
-        lines.append, level="DEBUG", format="{level} {message} {extra}", backtrace=False, diagnose=False
-    )
-    yield lines
-    logger.remove(sink)
 
 
 async def test_send_posts_with_headers_and_hides_secrets(sink: WebhookSink) -> None:
@@ -167,17 +130,6 @@ def engine_config(sink: WebhookSink) -> Config:
     )
 
 
-@pytest_asyncio.fixture
-async def db(db_dsn: str) -> AsyncIterator[Database]:
-    database = Database(db_dsn, PoolSettings(min_size=1, max_size=6))
-    await database.execute(
-        "TRUNCATE opswatch.alert_state, opswatch.alert_history, opswatch.silences, opswatch.alert_leader,"
-        " opswatch.notification_outbox, opswatch.audit_log RESTART IDENTITY"
-    )
-    yield database
-    await database.close()
-
-
 async def test_firing_resolved_retry_dead_and_resend_through_the_outbox(
     db: Database, sink: WebhookSink, logs: list[str]
 ) -> None:
@@ -201,13 +153,14 @@ async def test_firing_resolved_retry_dead_and_resend_through_the_outbox(
             MetricSample("endpoint.latency_ms", "ep1", 3000.0),
         ]
         assert await step(0, samples) == 2  # pager fails once; chat gets the critical and the warning
-        retried = 0
-        deadline = asyncio.get_running_loop().time() + 5.0
-        while not retried:  # the retry, once its backoff has passed
-            assert asyncio.get_running_loop().time() < deadline, "the failed POST was never retried"
-            await asyncio.sleep(0.02)
-            retried = await deliverer.deliver_due()
-        assert retried == 1
+        retried: list[int] = []
+
+        async def retry_sent() -> int:
+            retried.append(await deliverer.deliver_due())
+            return retried[-1]
+
+        await until(retry_sent, what="the failed POST retried, once its backoff has passed")
+        assert retried[-1] == 1
         sink.script("chat", ScriptedReply(404, body="no such hook"))
         assert await step(10, [MetricSample("endpoint.down_for", "ep0", 0.0)]) == 1
         [dead] = await list_outbox(db, "dead")

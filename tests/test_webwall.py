@@ -330,7 +330,7 @@ async def test_the_wall_renders_in_headless_chromium(wall: Served, tmp_path: Pat
                 shot = await tools.call("Page.captureScreenshot", format="png")
                 (tmp_path / "wall.html").write_text(dom)
                 (tmp_path / "wall.png").write_bytes(base64.b64decode(shot["data"]))
-                await asyncio.sleep(1.0)
+                await asyncio.sleep(1.0)  # time under test: the wall keeps drawing frames
                 after = await tools.evaluate(STATE) or {}
     finally:
         if browser.returncode is None:

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 
+from core.clock import utcnow
 from core.config import Config, default_config
 from core.db import Database, PoolSettings
 from core.snapshot import (
@@ -37,10 +38,6 @@ HOSTILE = "[bold red]x[/] \x1b[31mred\x1b[0m end"
 HOSTILE_HTTP = "[bold red]x[/] \x1b[31mred\x1b[0m NUL:\x00 end"
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 def frozen_clock(at: datetime = NOW) -> Callable[[], datetime]:
     return lambda: at
 
@@ -51,8 +48,7 @@ def pool() -> PoolSettings:
 
 async def seed_app_rows(dsn: str, *, dlq: int = 0, events: int = 0, hostile_at: int | None = None) -> None:
     """Two businesses, two channels, ``dlq`` dead letters and ``events`` event failures, fixed times."""
-    conn = await asyncpg.connect(dsn)
-    try:
+    async with connected(dsn) as conn:
         await conn.execute(
             "TRUNCATE dead_letter_messages, event_failures, social_messages, social_channels, businesses "
             "RESTART IDENTITY CASCADE"
@@ -103,28 +99,20 @@ async def seed_app_rows(dsn: str, *, dlq: int = 0, events: int = 0, hostile_at: 
                 "created_at) VALUES ($1,$2,$3,$4::jsonb,$5,$6)",
                 ev,
             )
-    finally:
-        await conn.close()
 
 
 async def dlq_status(dsn: str, row_id: int) -> tuple[str, int]:
-    conn = await asyncpg.connect(dsn)
-    try:
+    async with connected(dsn) as conn:
         row = await conn.fetchrow(
             "SELECT status, retry_count FROM dead_letter_messages WHERE id = $1", row_id
         )
         assert row is not None
         return str(row["status"]), int(row["retry_count"])
-    finally:
-        await conn.close()
 
 
 async def count_status(dsn: str, status: str) -> int:
-    conn = await asyncpg.connect(dsn)
-    try:
+    async with connected(dsn) as conn:
         return int(await conn.fetchval("SELECT count(*) FROM dead_letter_messages WHERE status = $1", status))
-    finally:
-        await conn.close()
 
 
 def fixed_snapshot(*, endpoints: int = 6, critical: bool = False, db_up: bool = True) -> Snapshot:
@@ -366,7 +354,7 @@ def build_app(
         config or make_config(),
         db,
         read_only=read_only or wall,
-        clock=clock or _utcnow,
+        clock=clock or utcnow,
         probes_enabled=False,
         deliver=False,
     )
@@ -375,6 +363,56 @@ def build_app(
     app_class = _ClosingApp if own_db else OpsWatchApp
     app = app_class(monitor, wall=wall, theme="dark", clock=clock, environ={})
     return app, monitor, db
+
+
+class Running(NamedTuple):
+    app: Any
+    monitor: Any
+    pilot: Any
+    screen: Any
+
+
+@contextlib.asynccontextmanager
+async def console(
+    dsn: str,
+    *,
+    size: tuple[int, int],
+    key: str = "",
+    screen: type | None = None,
+    loops: bool = True,
+    **build: Any,
+) -> AsyncIterator[Running]:
+    """The console (``build_app``) running at ``size``; ``key`` pressed and the ``screen`` type checked.
+
+    ``loops=False``: the monitor's loops do not start, so a fixed snapshot or hand-made rows stay the
+    state under test (the rule engine would reconcile them).
+    """
+    app, monitor, db = build_app(dsn, **build)
+    if not loops:
+
+        async def no_loops() -> None:
+            pass
+
+        monitor.start = no_loops
+    try:
+        async with app.run_test(size=size) as pilot:
+            if key:
+                await pilot.press(key)
+            if screen is not None:
+                assert isinstance(app.screen, screen)
+            yield Running(app, monitor, pilot, app.screen)
+    finally:
+        await db.close()
+
+
+@contextlib.asynccontextmanager
+async def connected(dsn: str) -> AsyncIterator[asyncpg.Connection]:
+    """One plain connection, for seeding rows and reading what the console wrote."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        yield conn
+    finally:
+        await conn.close()
 
 
 def _closing_app() -> type:

@@ -11,12 +11,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import asyncpg
 import pytest
 import pytest_asyncio
 from textual.widgets import DataTable
 
-from tests.tui.support import build_app, fixed_snapshot, make_config, seed_app_rows, wait_for
+from tests.tui.support import build_app, connected, fixed_snapshot, make_config, seed_app_rows, wait_for
 from tui.screens.alerts import AlertsScreen
 from tui.widgets.endpoint_tile import EndpointTile
 
@@ -27,8 +26,7 @@ WALL_PAGES = make_config().ui.wall.screens
 @pytest_asyncio.fixture(scope="module")
 async def alert_rows(db_dsn: str) -> str:
     await seed_app_rows(db_dsn, dlq=5, events=3)
-    conn = await asyncpg.connect(db_dsn)
-    try:
+    async with connected(db_dsn) as conn:
         await conn.execute(
             "TRUNCATE opswatch.alert_history, opswatch.notification_outbox, opswatch.silences "
             "RESTART IDENTITY"
@@ -77,8 +75,6 @@ async def alert_rows(db_dsn: str) -> str:
             "VALUES ('error-rate', 'pos-api-01', '2025-03-14 13:50+00', '2099-01-01 00:00+00', "
             "'deploy window', 'tester', '2025-03-14 13:50+00')"
         )
-    finally:
-        await conn.close()
     return db_dsn
 
 
@@ -108,7 +104,7 @@ def test_alerts_screen(snap_compare: Any, alert_rows: str, size: tuple[int, int]
             what="columns fitted",
         )
         await pilot.wait_for_scheduled_animations()
-        await pilot.pause(0.2)
+        await pilot.pause()  # the last refresh drawn (waits for the idle app, not a fixed time)
 
     assert snap_compare(app, terminal_size=size, run_before=ready)
 
@@ -129,6 +125,6 @@ def test_wall_page(snap_compare: Any, alert_rows: str, size: tuple[int, int], pa
         )
         if page == "overview":
             await wait_for(pilot, lambda: any(t.shown for t in app.screen.query(EndpointTile)), what="tiles")
-        await pilot.pause(0.1)
+        await pilot.pause()  # the last refresh drawn (waits for the idle app, not a fixed time)
 
     assert snap_compare(app, terminal_size=size, run_before=ready)

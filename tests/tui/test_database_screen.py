@@ -9,7 +9,7 @@ from typing import Any
 import asyncpg
 from textual.widgets import DataTable, Static
 
-from tests.tui.support import build_app, make_config, wait_for
+from tests.tui.support import build_app, console, make_config, wait_for
 from tui.screens.database import DatabaseScreen
 
 HOSTILE_APP = "[bold]evil[/] \x1b[31m"
@@ -76,60 +76,51 @@ async def test_blocking_tree_and_idle_in_transaction(db_dsn: str) -> None:
 
 
 async def test_activity_is_read_only_while_the_screen_is_shown(db_dsn: str) -> None:
-    app, _, db = build_app(db_dsn, clock=None)
-    try:
-        async with app.run_test(size=(100, 30)) as pilot:
-            await pilot.press("6")
-            screen = app.screen
-            assert isinstance(screen, DatabaseScreen)
-            await wait_for(pilot, lambda: screen.activity is not None, what="first read")
-            assert screen._timer is not None and screen._timer._active.is_set()
-            await pilot.press("1")
-            assert not screen._timer._active.is_set()  # paused: no queries for a hidden screen
-            await pilot.press("6")
-            assert screen._timer._active.is_set()
-    finally:
-        await db.close()
+    async with console(db_dsn, clock=None, size=(100, 30), key="6", screen=DatabaseScreen) as (
+        _,
+        _,
+        pilot,
+        screen,
+    ):
+        await wait_for(pilot, lambda: screen.activity is not None, what="first read")
+        assert screen._timer is not None and screen._timer._active.is_set()
+        await pilot.press("1")
+        assert not screen._timer._active.is_set()  # paused: no queries for a hidden screen
+        await pilot.press("6")
+        assert screen._timer._active.is_set()
 
 
 async def test_every_list_is_reachable_by_keys_at_80x24(db_dsn: str) -> None:
     """At 80x24 the sections stack and the page scrolls; ] and [ move between the lists."""
-    app, _, db = build_app(db_dsn, clock=None)
-    try:
-        async with app.run_test(size=(80, 24)) as pilot:
-            await pilot.press("6")
-            screen = app.screen
-            assert isinstance(screen, DatabaseScreen)
-            body = screen.query_one("#db-body")
-            seen = []
-            for _ in range(5):
-                await pilot.press("right_square_bracket")
-                await pilot.pause()
-                focused = app.focused
-                assert isinstance(focused, DataTable) and focused.parent is not None
-                seen.append(focused.id)
-                region = focused.parent.region
-                assert body.region.contains_region(region), focused.id  # scrolled into view, whole
-            assert seen == ["db-locks", "db-xacts", "db-slow", "db-sizes", "db-active"]
-            await pilot.press("left_square_bracket")
-            assert app.focused is not None and app.focused.id == "db-sizes"
-    finally:
-        await db.close()
+    async with console(db_dsn, clock=None, size=(80, 24), key="6", screen=DatabaseScreen) as (
+        app,
+        _,
+        pilot,
+        screen,
+    ):
+        body = screen.query_one("#db-body")
+        seen = []
+        for _ in range(5):
+            await pilot.press("right_square_bracket")
+            await pilot.pause()
+            focused = app.focused
+            assert isinstance(focused, DataTable) and focused.parent is not None
+            seen.append(focused.id)
+            region = focused.parent.region
+            assert body.region.contains_region(region), focused.id  # scrolled into view, whole
+        assert seen == ["db-locks", "db-xacts", "db-slow", "db-sizes", "db-active"]
+        await pilot.press("left_square_bracket")
+        assert app.focused is not None and app.focused.id == "db-sizes"
 
 
 async def test_database_down_says_activity_is_unknown() -> None:
-    app, _, db = build_app("postgresql://postgres@127.0.0.1:1/none", clock=None)
-    try:
-        async with app.run_test(size=(120, 40)) as pilot:
-            await pilot.press("6")
-            screen = app.screen
-            assert isinstance(screen, DatabaseScreen)
-            states = screen.query_one("#db-states", Static)
-            unknown = lambda: "activity unknown" in str(states.render())  # noqa: E731
-            await wait_for(pilot, unknown, within=10, what="activity unknown")
-            assert "database unreachable" in str(states.render())
-            health = screen.query_one("#db-health-line", Static)
-            await wait_for(pilot, lambda: "DOWN since" in str(health.render()), within=10, what="down")
-            assert screen.query_one("#db-locks", DataTable).row_count == 0
-    finally:
-        await db.close()
+    async with console(
+        "postgresql://postgres@127.0.0.1:1/none", clock=None, size=(120, 40), key="6", screen=DatabaseScreen
+    ) as (_, _, pilot, screen):
+        states = screen.query_one("#db-states", Static)
+        unknown = lambda: "activity unknown" in str(states.render())  # noqa: E731
+        await wait_for(pilot, unknown, within=10, what="activity unknown")
+        assert "database unreachable" in str(states.render())
+        health = screen.query_one("#db-health-line", Static)
+        await wait_for(pilot, lambda: "DOWN since" in str(health.render()), within=10, what="down")
+        assert screen.query_one("#db-locks", DataTable).row_count == 0

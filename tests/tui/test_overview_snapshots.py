@@ -31,7 +31,7 @@ def test_overview(snap_compare: Any, db_dsn: str, size: tuple[int, int]) -> None
 
     async def ready(pilot: Any) -> None:
         await wait_for(pilot, lambda: tiles_shown(app), what="tiles")
-        await pilot.pause(0.1)
+        await pilot.pause()  # the last refresh drawn (waits for the idle app, not a fixed time)
 
     assert snap_compare(app, terminal_size=size, run_before=ready)
 
@@ -43,7 +43,7 @@ def test_overview_database_down_80x24(snap_compare: Any, db_dsn: str) -> None:
 
     async def ready(pilot: Any) -> None:
         await wait_for(pilot, lambda: tiles_shown(app), what="tiles")
-        await pilot.pause(0.1)
+        await pilot.pause()  # the last refresh drawn (waits for the idle app, not a fixed time)
 
     assert snap_compare(app, terminal_size=(80, 24), run_before=ready)
 

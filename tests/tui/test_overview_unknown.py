@@ -6,7 +6,7 @@ from dataclasses import replace
 
 from textual.widgets import Static
 
-from tests.tui.support import build_app, fixed_snapshot, wait_for
+from tests.tui.support import build_app, console, fixed_snapshot, wait_for
 from tui.screens.overview import OverviewScreen
 from tui.widgets.sparkline_tile import SparkTile
 
@@ -16,23 +16,25 @@ def panel_text(app, panel: str) -> str:  # type: ignore[no-untyped-def]
 
 
 async def test_started_with_database_down_alerts_are_unknown_not_green() -> None:
-    app, _, db = build_app("postgresql://postgres@127.0.0.1:1/none", clock=None)
-    try:
-        async with app.run_test(size=(120, 30)) as pilot:
-            assert isinstance(app.screen, OverviewScreen)
-            down = lambda: app.snapshot.db is not None and not app.snapshot.db.up  # noqa: E731
-            await wait_for(pilot, down, within=10, what="database down")
-            since = lambda: "database down since" in panel_text(app, "panel-alerts")  # noqa: E731
-            await wait_for(pilot, since, what="UNKNOWN alerts, database down since")
-            alerts = app.screen.query_one("#panel-alerts", SparkTile)
-            text = panel_text(app, "panel-alerts")
-            assert "no active alerts" not in text and "✔" not in text
-            assert "database down since" in text
-            assert not alerts.has_class("-ok")
-            for panel in ("panel-alerts", "panel-dlq", "panel-events", "panel-db"):
-                assert not app.screen.query_one(f"#{panel}", SparkTile).has_class("-ok"), panel
-    finally:
-        await db.close()
+    async with console(
+        "postgresql://postgres@127.0.0.1:1/none", clock=None, size=(120, 30), screen=OverviewScreen
+    ) as (
+        app,
+        _,
+        pilot,
+        _,
+    ):
+        down = lambda: app.snapshot.db is not None and not app.snapshot.db.up  # noqa: E731
+        await wait_for(pilot, down, within=10, what="database down")
+        since = lambda: "database down since" in panel_text(app, "panel-alerts")  # noqa: E731
+        await wait_for(pilot, since, what="UNKNOWN alerts, database down since")
+        alerts = app.screen.query_one("#panel-alerts", SparkTile)
+        text = panel_text(app, "panel-alerts")
+        assert "no active alerts" not in text and "✔" not in text
+        assert "database down since" in text
+        assert not alerts.has_class("-ok")
+        for panel in ("panel-alerts", "panel-dlq", "panel-events", "panel-db"):
+            assert not app.screen.query_one(f"#{panel}", SparkTile).has_class("-ok"), panel
 
 
 async def test_no_database_reading_yet_is_unknown(tui_db) -> None:  # type: ignore[no-untyped-def]
