@@ -34,8 +34,8 @@ def add_db_actions(sub: Any) -> None:
         "(no write lock on the tables; may take minutes on big tables). Exit 0 when nothing is "
         "missing, 1 otherwise.",
     )
-    adv.add_argument("--apply", action="store_true", help="create the missing indexes now")
-    adv.add_argument("--sql", action="store_true", help="print only the SQL for what is missing")
+    only_sql = ("--sql", "print only the SQL for what is missing")
+    _switches(adv, ("--apply", "create the missing indexes now"), only_sql)
     notify = action(
         sub,
         "install-notify",
@@ -47,10 +47,14 @@ def add_db_actions(sub: Any) -> None:
         "live in schema 'opswatch'; needs the TRIGGER privilege on the two tables. --remove takes "
         "them out again; --sql prints the DDL without running it.",
     )
-    notify.add_argument("--remove", action="store_true", help="remove the triggers")
-    notify.add_argument("--sql", action="store_true", help="print the DDL instead of running it")
-    for parser in (adv, notify):
-        add_common_options(parser)
+    _switches(notify, ("--remove", "remove the triggers"), ("--sql", "print the DDL instead of running it"))
+
+
+def _switches(parser: argparse.ArgumentParser, *switches: tuple[str, str]) -> None:
+    """--config and --read-only first (the help lists them first), then on/off ``(flag, help)`` options."""
+    add_common_options(parser)
+    for flag, help_text in switches:
+        parser.add_argument(flag, action="store_true", help=help_text)
 
 
 @contextlib.asynccontextmanager
