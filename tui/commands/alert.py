@@ -10,6 +10,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from core import runtime
 from core.alerting import ActionResult, AlertActions
 from core.audit import default_actor
 from core.config import Config
@@ -19,7 +20,6 @@ from core.errors import ReadOnlyError
 from core.notify.delivery import Deliverer
 from core.notify.outbox import STATUSES, OutboxEntry, entries
 from core.notify.registry import build_notifiers
-from core.runtime import database_for
 from tui.commands.common import (
     UsageError,
     action,
@@ -101,7 +101,7 @@ def _instance() -> str:
 
 
 async def _with_actions(args: argparse.Namespace, config: Config, job: Any) -> int:
-    db = database_for(config, require_dsn(config))
+    db = runtime.database_for(config, require_dsn(config))
     actions = AlertActions(
         db,
         config,
