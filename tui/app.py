@@ -280,8 +280,12 @@ class OpsWatchApp(WorkerErrors, App[None]):
                 base.tick()
 
     def badges(self) -> tuple[str, ...]:
-        shown = ((self.wall, "WALL"), (self.wall and self.paused, "⏸ PAUSED"),
-                 (self.read_only, "READ-ONLY"), (bool(self._bulk_cancels), "BULK RUNNING"))  # fmt: skip
+        shown = (
+            (self.wall, "WALL"),
+            (self.wall and self.paused, "⏸ PAUSED"),
+            (self.read_only, "READ-ONLY"),
+            (bool(self._bulk_cancels), "BULK RUNNING"),
+        )
         return tuple(label for on, label in shown if on)
 
     async def refresh_monitor(self) -> None:
