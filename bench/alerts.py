@@ -339,7 +339,7 @@ async def measure_alerts(
 
     from core.config import Config
     from core.db import Database, PoolSettings
-    from core.monitor import Monitor
+    from core.runtime import build_services
     from core.snapshot import EndpointState
 
     log = opts.log
@@ -350,7 +350,7 @@ async def measure_alerts(
         for_s=opts.for_s, slow_ms=opts.slow_threshold_ms, flush_interval=opts.flush_interval,
     ))  # fmt: skip
     db = Database(dsn, PoolSettings(min_size=config.database.pool_min, max_size=config.database.pool_max))
-    monitor = Monitor(config, db, actor="bench")
+    monitor = build_services(config, db, actor="bench").monitor
     timed = _Timed(monitor)
     wall_to_mono = time.time() - time.monotonic()
     rss: list[float] = []

@@ -16,7 +16,7 @@ After ``--dwell`` seconds the bench presses q and times quit -> process exit.
 
 Breakdown runs: a new ``python -m bench.demo --breakdown-once D`` process per run executes the
 code path of tui/commands/demo.py (CLI parser, DemoEnvironment.start, start_observability,
-runtime.monitored, OpsWatchApp) with ``App.run_test`` (headless, 160x48) in place of the terminal
+core.runtime.running_services, OpsWatchApp) with ``App.run_test`` (headless, 160x48) in place of the terminal
 driver, and stamps every step from the moment the parent launched it. On a second run, the first paint
 may show the probe results restored from the previous run; "full paint with a probe of this
 run" waits for a tile with a probe taken by this process.
@@ -233,7 +233,7 @@ async def breakdown_once(data_dir: Path, launched_at: float, dwell: float) -> di
     marks.stamp("cli")
 
     from core.demo.environment import DemoEnvironment
-    from tui.commands.runtime import monitored, start_observability
+    from core.runtime import running_services, start_observability
 
     def progress(message: str) -> None:
         now = time.monotonic()
@@ -255,8 +255,8 @@ async def breakdown_once(data_dir: Path, launched_at: float, dwell: float) -> di
         buffer = start_observability(config, console=False, log_dir=env.data_dir / "logs")
         from tui.app import OpsWatchApp
 
-        async with monitored(config, env.dsn, log_buffer=buffer) as monitor:
-            app = OpsWatchApp(monitor, wall=False, theme=None)
+        async with running_services(config, env.dsn, log_buffer=buffer) as services:
+            app = OpsWatchApp(services, wall=False, theme=None)
             marks.stamp("app_built")
             quit_at = await _run_app(app, marks, launched_wall, dwell)
     finally:

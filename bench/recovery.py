@@ -42,6 +42,7 @@ from core.db import Database, PoolSettings
 from core.embedded import EmbeddedPostgres
 from core.migrate import init_app_schema, migrate
 from core.monitor import Monitor
+from core.runtime import MonitorRole, build_services
 from core.snapshot import Snapshot
 
 POLL_S = 0.01
@@ -138,8 +139,9 @@ async def measure_recovery(opts: RecoveryOptions, data_dir: Path) -> dict[str, A
         config = bench_config(server.dsn)
         agent_db = Database(server.dsn, PoolSettings())
         console_db = Database(server.dsn, PoolSettings())
-        agent = Monitor(config, agent_db, agent=True, spool_dir=data_dir / "spool")
-        console = Monitor(config, console_db, spool_dir=data_dir / "spool")
+        spool = data_dir / "spool"
+        agent = build_services(config, agent_db, role=MonitorRole.AGENT, spool_dir=spool).monitor
+        console = build_services(config, console_db, spool_dir=spool).monitor
         monitors = [agent, console]
         console_up: asyncio.Event = asyncio.Event()
         console_at: list[float] = []

@@ -74,9 +74,8 @@ def save(app: Any, path: Path, title: str) -> None:
 
 async def take(out: Path, size: tuple[int, int], seed: int, speed: float, row: int) -> None:
     from core.demo.environment import DemoEnvironment
-    from core.monitor import Monitor
+    from core.runtime import build_services, database_for, start_observability
     from tui.app import OpsWatchApp
-    from tui.commands.runtime import database_for, start_observability
     from tui.screens.dead_letters import DeadLettersScreen
 
     with tempfile.TemporaryDirectory(prefix="opswatch-screenshots-") as tmp:
@@ -86,7 +85,7 @@ async def take(out: Path, size: tuple[int, int], seed: int, speed: float, row: i
             config = env.config()
             buffer = start_observability(config, console=False, log_dir=Path(tmp) / "logs")
             db = database_for(config, env.dsn)
-            app = OpsWatchApp(Monitor(config, db, log_buffer=buffer), theme="dark", environ={})
+            app = OpsWatchApp(build_services(config, db, log_buffer=buffer), theme="dark", environ={})
             try:
                 async with app.run_test(headless=True, size=size) as pilot:
                     await until(lambda: alert_moment(app), "an alert on the overview", 60)

@@ -45,7 +45,7 @@ from core.config import Config, loads_config
 from core.db import Database, PoolSettings
 from core.embedded import EmbeddedPostgres, free_port
 from core.migrate import init_app_schema, migrate
-from core.monitor import Monitor
+from core.runtime import MonitorRole, build_services
 from core.triage.advise import apply_advice
 
 ENDPOINT_SERVER = """
@@ -124,8 +124,8 @@ def build(config: Config, *, wall: bool, prebuild: bool = True) -> tuple[Any, Da
     d = config.database
     assert d.dsn is not None
     db = Database(d.dsn, PoolSettings(min_size=1, max_size=d.pool_max))
-    monitor = Monitor(config, db, read_only=wall)
-    return OpsWatchApp(monitor, wall=wall, theme="dark", environ={}, prebuild=prebuild), db
+    services = build_services(config, db, role=MonitorRole.WALL if wall else MonitorRole.CONSOLE)
+    return OpsWatchApp(services, wall=wall, theme="dark", environ={}, prebuild=prebuild), db
 
 
 async def measure_idle(config: Config, seconds: float) -> dict[str, float]:
@@ -169,7 +169,7 @@ async def measure_core_only(config: Config, seconds: float) -> float:
     d = config.database
     assert d.dsn is not None
     db = Database(d.dsn, PoolSettings(min_size=1, max_size=d.pool_max))
-    monitor = Monitor(config, db, read_only=True)
+    monitor = build_services(config, db, read_only=True).monitor
     try:
         await monitor.start()
         await asyncio.sleep(12)

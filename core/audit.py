@@ -209,3 +209,28 @@ async def history_for(db: Database, kind: str, target_id: int, *, limit: int = 1
         limit,
     )
     return tuple(narrow_to(_entry(r), target_id) for r in rows)
+
+
+@dataclass(frozen=True)
+class AuditLog:
+    """Reads the audit log for the faces (writers call :func:`write_audit` in their own transaction)."""
+
+    db: Database
+
+    async def read(
+        self,
+        *,
+        limit: int = 100,
+        before_id: int | None = None,
+        target_kind: str | None = None,
+        actor: str | None = None,
+        target_id: int | None = None,
+    ) -> list[AuditEntry]:
+        return await read_audit(
+            self.db,
+            limit=limit,
+            before_id=before_id,
+            target_kind=target_kind,
+            actor=actor,
+            target_id=target_id,
+        )

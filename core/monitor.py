@@ -18,14 +18,14 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import replace
-from datetime import UTC, datetime
-from pathlib import Path
+from datetime import datetime
+from enum import Enum
 
 from loguru import logger
 
 from core.aio import wait_event
 from core.alerting import AlertActions, AlertEngine, MetricSample
-from core.audit import default_actor
+from core.clock import Clock, utcnow
 from core.config import Config
 from core.db import Database, DatabaseUnavailable
 from core.logging import LogBuffer
@@ -47,7 +47,6 @@ from core.snapshot import (
     Snapshot,
 )
 from core.sources import collect_custom_metric, collect_db_stats
-from core.spool import default_spool_dir
 from core.triage import TriageService
 from core.windows import EndpointWindow
 
@@ -56,15 +55,36 @@ _DB_STATS_EVERY_S = 15.0
 SUMMARIES_EVERY_S = 5.0  # backlog summaries (the change watcher also wakes them)
 _RULE_TICK_S = 0.25
 
-Clock = Callable[[], datetime]
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
 
 def instance_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class MonitorRole(Enum):
+    """What a Monitor runs for. The roles differ in these three properties and nothing else."""
+
+    CONSOLE = "console"
+    """The interactive console: probes, reads, rules and notification delivery."""
+    WALL = "wall"
+    """The wall screen: a console that is always read-only (the composition root forces it)."""
+    AGENT = "agent"
+    """``opswatch run``: a console without a screen that also announces a database unreachable
+    since start (consoles and walls leave that to it, so the message is sent once)."""
+    PASSIVE = "passive"
+    """Loops on the database only: no probes, no notification delivery (screen tests, benchmarks
+    that publish fixed snapshots)."""
+
+    @property
+    def probes(self) -> bool:
+        return self is not MonitorRole.PASSIVE
+
+    @property
+    def delivers(self) -> bool:
+        return self is not MonitorRole.PASSIVE
+
+    @property
+    def announces_unreachable_at_start(self) -> bool:
+        return self is MonitorRole.AGENT
 
 
 class Monitor:
@@ -73,39 +93,30 @@ class Monitor:
         config: Config,
         db: Database,
         *,
+        triage: TriageService,
+        alerts: AlertActions,
+        engine: AlertEngine,
+        role: MonitorRole = MonitorRole.CONSOLE,
         read_only: bool = False,
-        actor: str | None = None,
         log_buffer: LogBuffer | None = None,
-        clock: Clock = _utcnow,
-        probes_enabled: bool = True,
-        deliver: bool = True,
-        agent: bool = False,
-        spool_dir: Path | None = None,
+        clock: Clock = utcnow,
     ) -> None:
-        """``agent``: the headless agent (``opswatch run``), which announces a database that was
-        unreachable from the start; consoles and wall screens leave that to it. ``spool_dir``: where
-        alert decisions made during a database outage are recorded (default: shared by this host's
-        instances of this database, see :mod:`core.spool`)."""
+        """Built by :func:`core.runtime.build_services`, which makes the services it reads through
+        (``triage``, ``engine``) and those the faces act through (``alerts``). The Monitor routes the
+        engine's "notification queued" signal to its own deliverer."""
         self.config = config
         self.db = db
-        self.read_only = read_only or config.ui.read_only
-        self.actor = default_actor(actor or config.triage.actor)
+        self.engine = engine
+        self.instance_id = engine.instance_id
+        self.role = role
+        self.read_only = read_only
         self.logs = log_buffer
+        engine.on_enqueued = self._wake_deliverer
         self.clock = clock
-        self.instance_id = instance_name()
-        self.triage = TriageService(db, config, actor=self.actor, read_only=self.read_only)
-        self.alerts = AlertActions(db, config, actor=self.actor, read_only=self.read_only)
-        self.engine = AlertEngine(
-            db,
-            config,
-            instance_id=self.instance_id,
-            clock=clock,
-            on_enqueued=self._wake_deliverer,
-            announce_unreachable_at_start=agent and not self.read_only,
-            spool_dir=spool_dir or default_spool_dir(db.dsn),
-        )
+        self._triage = triage
+        self._alerts = alerts
         self.deliverer: Deliverer | None = None
-        if deliver:
+        if role.delivers:
             self.deliverer = Deliverer(db, config, instance_id=self.instance_id, offline=self.engine.offline)
         self.specs: list[ProbeSpec] = specs_from_config(config)
         self.windows: dict[str, EndpointWindow] = {
@@ -115,7 +126,7 @@ class Monitor:
         self.store = ProbeStore(db, retention_s=config.probes.retention, clock=clock)
         self.scheduler: ProbeScheduler | None = (
             ProbeScheduler(self.specs, self._on_sample, max_concurrency=config.probes.max_concurrency)
-            if probes_enabled and self.specs
+            if role.probes and self.specs
             else None
         )
         self._endpoint_metrics = tuple(
@@ -145,6 +156,16 @@ class Monitor:
         self._frozen: Snapshot | None = None
         self.started = False
         self._restored = False
+
+    # The faces reach these through core.runtime.Services; kept readable here while the triage
+    # screens move over.
+    @property
+    def triage(self) -> TriageService:
+        return self._triage
+
+    @property
+    def alerts(self) -> AlertActions:
+        return self._alerts
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -328,8 +349,8 @@ class Monitor:
         """Backlog and failure tallies: tens of ms of DB time on a million rows, so not every second."""
         if self._db_health is not None and not self._db_health.up:
             return
-        self._dlq = await self.triage.dlq_summary()
-        self._events = await self.triage.event_summary()
+        self._dlq = await self._triage.dlq_summary()
+        self._events = await self._triage.event_summary()
         if self.deliverer is not None:
             self._outbox = await self.deliverer.summary()
         self._fresh("summaries")

@@ -27,8 +27,8 @@ from prometheus_client.samples import Sample
 from core.config import Config, MetricConfig
 from core.db import Database, PoolSettings
 from core.exporter import MetricsExporter
-from core.monitor import Monitor
 from core.probes import Outcome, ProbeSample
+from core.runtime import build_services
 from core.snapshot import (
     AlertView,
     CountBy,
@@ -279,7 +279,7 @@ async def test_live_monitor_scrape(db_dsn: str) -> None:
             await reset_app(conn)
             base = await seed_base(conn)
             await add_dlq(conn, 2, business_id=base["b1"], channel_id=base["c1"])
-        monitor = Monitor(Config.model_validate(_live_config(db_dsn, fleet)), db)
+        monitor = build_services(Config.model_validate(_live_config(db_dsn, fleet)), db).monitor
         exporter = MetricsExporter()
         exporter.attach(monitor)
         port = await exporter.start("127.0.0.1", 0)

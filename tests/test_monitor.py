@@ -8,7 +8,8 @@ import time
 
 from core.config import Config
 from core.db import Database, PoolSettings
-from core.monitor import SUMMARIES_EVERY_S, Monitor
+from core.monitor import SUMMARIES_EVERY_S
+from core.runtime import MonitorRole, build_services
 from core.snapshot import Snapshot
 from tests.servers import WebhookSink
 from tests.test_triage_support import add_dlq, reset_app, seed_base, triage_config
@@ -19,7 +20,7 @@ async def test_new_dead_letter_reaches_the_snapshot_within_a_second(database: Da
     async with database.acquire() as conn:
         await reset_app(conn)
         base = await seed_base(conn)
-    monitor = Monitor(triage_config(), database, deliver=False)
+    monitor = build_services(triage_config(), database, role=MonitorRole.PASSIVE).monitor
     seen: list[Snapshot] = []
     monitor.subscribe(seen.append)
     await monitor.start()
@@ -57,7 +58,8 @@ async def test_only_the_agent_announces_a_database_unreachable_since_start() -> 
         monitors = []
         for agent in (True, False):
             db = Database(config.database.dsn, PoolSettings(connect_timeout_s=0.5))
-            monitors.append(Monitor(config, db, agent=agent))
+            role = MonitorRole.AGENT if agent else MonitorRole.CONSOLE
+            monitors.append(build_services(config, db, role=role).monitor)
         for monitor in monitors:
             await monitor.start()
         try:
@@ -74,7 +76,7 @@ async def test_only_the_agent_announces_a_database_unreachable_since_start() -> 
 
 
 async def test_the_change_watcher_polls_fast_only_while_a_screen_listens(database: Database) -> None:
-    monitor = Monitor(triage_config(), database, deliver=False, probes_enabled=False)
+    monitor = build_services(triage_config(), database, role=MonitorRole.PASSIVE).monitor
     assert monitor.watcher.interval == SUMMARIES_EVERY_S  # headless: the summaries loop suffices
     unsubscribe = monitor.subscribe(lambda _snapshot: None)
     assert monitor.watcher.interval == 0.5

@@ -30,7 +30,7 @@ from core.config import Config
 from core.db import Database, PoolSettings
 from core.embedded import EmbeddedPostgres
 from core.migrate import init_app_schema, migrate
-from core.monitor import Monitor
+from core.runtime import build_services
 from core.spool import default_spool_dir
 from tests.servers import FleetServer, WebhookSink
 from tests.waiting import until
@@ -107,7 +107,8 @@ async def test_frozen_lease_holder_and_takeover_send_each_message_once(
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
         )  # fmt: skip
         console_db = Database(server.dsn, PoolSettings(min_size=1, max_size=3, connect_timeout_s=1))
-        console = Monitor(Config.model_validate(raw | {"logging": {}}), console_db, actor="console")
+        console_config = Config.model_validate(raw | {"logging": {}})
+        console = build_services(console_config, console_db, actor="console").monitor
 
         async def holder() -> str | None:
             row = await admin.fetchrow("SELECT holder FROM opswatch.alert_leader WHERE name = 'alerting'")

@@ -19,9 +19,9 @@ from core.logging import reset_logging
 from core.notify.delivery import Deliverer
 from core.notify.outbox import FailedItem, OutboxItem, claim, enqueue, enqueue_dead, mark_failed
 from core.redact import clear_secrets, register_secret
+from core.runtime import start_observability
 from tests.servers import ScriptedReply, WebhookSink
 from tui.cli import main
-from tui.commands.runtime import start_observability
 
 # assembled at run time: the token must not sit in any source line a traceback could quote
 TOKEN = "".join(("Xq9ZtL2m", "WvB7kR4p", "Nc8sYd3F"))

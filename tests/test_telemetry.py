@@ -18,8 +18,8 @@ from sentry_sdk.transport import Transport
 from core.config import Config
 from core.db import Database
 from core.logging import reset_logging, setup_logging
-from core.monitor import Monitor
 from core.redact import MASK, clear_secrets, register_secret
+from core.runtime import MonitorRole, build_services
 from core.telemetry import init_sentry, scrub_breadcrumb, scrub_event, shutdown_sentry
 
 TEST_DSN = "https://publickey@o0.ingest.sentry.io/0"
@@ -350,7 +350,7 @@ async def test_card_number_from_a_failing_custom_metric_reaches_no_event_or_log(
     start(transport)
     failed = asyncio.Event()  # set from the logging call, after which every sink has the record
     logger.add(lambda m: failed.set() if "custom.cards" in m.record["message"] else None, level="ERROR")
-    monitor = Monitor(config, database, deliver=False, probes_enabled=False)
+    monitor = build_services(config, database, role=MonitorRole.PASSIVE).monitor
     await monitor.start()
     try:
         await asyncio.wait_for(failed.wait(), 10)

@@ -50,7 +50,7 @@ from tui.widgets.live_table import LiveTable
 from tui.widgets.paged_table import PagedTable
 
 if TYPE_CHECKING:
-    from core.monitor import Monitor
+    from core.runtime import Services
 
 SCREENS: dict[str, type[OpsScreen]] = {
     "overview": OverviewScreen,
@@ -93,7 +93,7 @@ class OpsWatchApp(WorkerErrors, App[None]):
 
     def __init__(
         self,
-        monitor: Monitor,
+        services: Services,
         *,
         wall: bool = False,
         theme: str | None = None,
@@ -103,8 +103,9 @@ class OpsWatchApp(WorkerErrors, App[None]):
     ) -> None:
         """``prebuild=False``: build every screen on its first visit (benchmarks compare)."""
         super().__init__()
-        self.monitor = monitor
-        self.config = monitor.config
+        self.services = services
+        self.monitor = monitor = services.monitor
+        self.config = services.config
         self.wall = wall
         self.read_only = wall or bool(monitor.read_only)
         self.clock: Callable[[], datetime] = clock or getattr(monitor, "clock", None) or _utcnow
@@ -221,7 +222,7 @@ class OpsWatchApp(WorkerErrors, App[None]):
         self._unsubscribe = self.monitor.subscribe(self._on_snapshot)
         await self.monitor.start()
         try:
-            schema = await self.monitor.triage.schema_report()
+            schema = await self.services.triage.schema_report()
         except Exception:
             return
         if not schema.ok:  # the reads degrade (channels as #id) or name the config key
@@ -283,16 +284,13 @@ class OpsWatchApp(WorkerErrors, App[None]):
                 base.tick()
 
     def badges(self) -> tuple[str, ...]:
-        out: list[str] = []
-        if self.wall:
-            out.append("WALL")
-            if self.paused:
-                out.append("⏸ PAUSED")
-        if self.read_only:
-            out.append("READ-ONLY")
-        if self._bulk_cancels:
-            out.append("BULK RUNNING")
-        return tuple(out)
+        shown = (
+            (self.wall, "WALL"),
+            (self.wall and self.paused, "⏸ PAUSED"),
+            (self.read_only, "READ-ONLY"),
+            (bool(self._bulk_cancels), "BULK RUNNING"),
+        )
+        return tuple(label for on, label in shown if on)
 
     async def refresh_monitor(self) -> None:
         """Re-collect summaries after an action so every panel shows its effect."""

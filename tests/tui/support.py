@@ -345,23 +345,23 @@ def build_app(
 
     ``own_db``: the app closes the Database when it exits (for apps run in their own loop).
     """
-    from core.monitor import Monitor
+    from core.runtime import MonitorRole, build_services
     from tui.app import OpsWatchApp
 
     _ClosingApp = _closing_app()
     db = Database(dsn, pool())
-    monitor = Monitor(
+    services = build_services(
         config or make_config(),
         db,
+        role=MonitorRole.PASSIVE,
         read_only=read_only or wall,
         clock=clock or utcnow,
-        probes_enabled=False,
-        deliver=False,
     )
+    monitor = services.monitor
     if snapshot is not None:
         monitor.publish(snapshot)
     app_class = _ClosingApp if own_db else OpsWatchApp
-    app = app_class(monitor, wall=wall, theme="dark", clock=clock, environ={})
+    app = app_class(services, wall=wall, theme="dark", clock=clock, environ={})
     return app, monitor, db
 
 

@@ -7,9 +7,11 @@ import asyncio
 import os
 import socket
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
-from core.alerting import AlertActions
+from core import runtime
+from core.alerting import ActionResult, AlertActions
 from core.audit import default_actor
 from core.config import Config
 from core.db import Database, DatabaseUnavailable
@@ -20,24 +22,24 @@ from core.notify.outbox import STATUSES, OutboxEntry, entries
 from core.notify.registry import notifiers_for
 from tui.commands.common import (
     UsageError,
+    action,
+    command_group,
     load_config_for,
     require_dsn,
     run_async,
-    subparser,
 )
-from tui.commands.runtime import database_for
 
 
 def register(subparsers: Any) -> None:
-    parser = subparser(
+    sub = command_group(
         subparsers, "alert", "alerts and notifications: test delivery, acknowledge, silence, resend"
     )
-    sub = parser.add_subparsers(dest="alert_command", metavar="ACTION", required=True)
-
-    test = sub.add_parser(
+    test = action(
+        sub,
         "test",
-        help="send a test message through the real outbox and report whether it was delivered",
-        description="Queue a test notification for every channel that takes SEVERITY (Slack webhooks per "
+        "send a test message through the real outbox and report whether it was delivered",
+        _test,
+        "Queue a test notification for every channel that takes SEVERITY (Slack webhooks per "
         "severity, falling back to the default webhook), deliver it through the persistent outbox with "
         "retries, and wait up to --timeout. Exit 0 when delivered, 1 when not (it stays in the outbox for "
         "a running opswatch to retry), 2 on bad input or configuration.",
@@ -50,29 +52,27 @@ def register(subparsers: Any) -> None:
         metavar="SECONDS",
         help="how long to wait for delivery (default 30)",
     )
-    test.set_defaults(handler=_test)
 
-    ack = sub.add_parser("ack", help="acknowledge a firing alert (no repeats until it resolves)")
+    ack = action(sub, "ack", "acknowledge a firing alert (no repeats until it resolves)", _ack)
     ack.add_argument("rule")
     ack.add_argument("scope", nargs="?", default="", help="endpoint name (omit for global rules)")
-    ack.set_defaults(handler=_ack)
 
-    silence = sub.add_parser(
+    silence = action(
+        sub,
         "silence",
-        help="hold back notifications for a rule and/or an endpoint for a while",
-        description="Create a silence (maintenance window), visible to every opswatch instance.",
+        "hold back notifications for a rule and/or an endpoint for a while",
+        _silence,
+        "Create a silence (maintenance window), visible to every opswatch instance.",
     )
     silence.add_argument("--rule", default=None, help="rule name (default: any rule)")
     silence.add_argument("--scope", default=None, help="endpoint name (default: any)")
     silence.add_argument("--for", dest="duration", required=True, metavar="DURATION", help="e.g. 30m, 2h")
     silence.add_argument("--reason", required=True)
-    silence.set_defaults(handler=_silence)
 
-    unsilence = sub.add_parser("unsilence", help="cancel a silence")
+    unsilence = action(sub, "unsilence", "cancel a silence", _unsilence)
     unsilence.add_argument("silence_id", type=int)
-    unsilence.set_defaults(handler=_unsilence)
 
-    resend = sub.add_parser("resend", help="re-queue a dead-lettered notification")
+    resend = action(sub, "resend", "re-queue a dead-lettered notification", _resend)
     resend.add_argument("outbox_id", type=int)
     resend.add_argument(
         "--retarget",
@@ -80,12 +80,10 @@ def register(subparsers: Any) -> None:
         help="send it to its route's current destination (also a pending one): for notifications "
         "queued before a webhook URL changed, which `alert outbox` marks as stranded",
     )
-    resend.set_defaults(handler=_resend)
 
-    outbox = sub.add_parser("outbox", help="list notifications in the outbox, newest first")
+    outbox = action(sub, "outbox", "list notifications in the outbox, newest first", _outbox)
     outbox.add_argument("--status", choices=STATUSES, default=None)
     outbox.add_argument("--limit", type=int, default=20)
-    outbox.set_defaults(handler=_outbox)
 
 
 def _positive_float(text: str) -> float:
@@ -103,7 +101,7 @@ def _instance() -> str:
 
 
 async def _with_actions(args: argparse.Namespace, config: Config, job: Any) -> int:
-    db = database_for(config, require_dsn(config))
+    db = runtime.database_for(config, require_dsn(config))
     actions = AlertActions(
         db,
         config,
@@ -185,15 +183,28 @@ async def _deliver(db: Database, deliverer: Deliverer, ids: tuple[int, ...], wai
         await asyncio.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
 
 
-def _ack(args: argparse.Namespace) -> int:
+def _act(args: argparse.Namespace, call: Callable[[AlertActions], Awaitable[ActionResult]]) -> int:
+    """Run one operator action and print its outcome."""
     config = load_config_for(args)
 
     async def job(db: Database, actions: AlertActions) -> int:
-        result = await actions.acknowledge(args.rule, args.scope)
+        result = await call(actions)
         print(f"{result.outcome}: {result.message}")
         return 0
 
     return run_async(_with_actions(args, config, job))
+
+
+def _ack(args: argparse.Namespace) -> int:
+    return _act(args, lambda actions: actions.acknowledge(args.rule, args.scope))
+
+
+def _unsilence(args: argparse.Namespace) -> int:
+    return _act(args, lambda actions: actions.unsilence(args.silence_id))
+
+
+def _resend(args: argparse.Namespace) -> int:
+    return _act(args, lambda actions: actions.resend(args.outbox_id, retarget=args.retarget))
 
 
 def _silence(args: argparse.Namespace) -> int:
@@ -209,28 +220,6 @@ def _silence(args: argparse.Namespace) -> int:
             p for p in (f"rule {s.rule}" if s.rule else "", f"scope {s.scope}" if s.scope else "") if p
         )
         print(f"silence #{s.id} for {what} until {s.ends_at:%Y-%m-%d %H:%M:%S %Z}: {s.reason}")
-        return 0
-
-    return run_async(_with_actions(args, config, job))
-
-
-def _unsilence(args: argparse.Namespace) -> int:
-    config = load_config_for(args)
-
-    async def job(db: Database, actions: AlertActions) -> int:
-        result = await actions.unsilence(args.silence_id)
-        print(f"{result.outcome}: {result.message}")
-        return 0
-
-    return run_async(_with_actions(args, config, job))
-
-
-def _resend(args: argparse.Namespace) -> int:
-    config = load_config_for(args)
-
-    async def job(db: Database, actions: AlertActions) -> int:
-        result = await actions.resend(args.outbox_id, retarget=args.retarget)
-        print(f"{result.outcome}: {result.message}")
         return 0
 
     return run_async(_with_actions(args, config, job))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from core.audit import read_audit
+from core.audit import AuditLog
 from core.config import Config
 from core.safe_text import display_text
 from core.triage import TriageService
@@ -45,8 +45,7 @@ def _audit(args: argparse.Namespace) -> int:
         raise UsageError("--limit must be between 1 and 10000")
 
     async def body(svc: TriageService, _config: Config) -> int:
-        entries = await read_audit(
-            svc.db,
+        entries = await AuditLog(svc.db).read(
             limit=args.limit,
             before_id=args.before,
             target_kind=args.kind,

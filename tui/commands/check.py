@@ -19,8 +19,8 @@ from core.check import CheckReport, CheckSetupError, Overrides, run_check
 from core.config import find_config_path
 from core.nagios import UNKNOWN, Range, plugin_text, status_line
 from core.rules import format_duration_human
+from core.runtime import database_for
 from tui.commands.common import UsageError, load_config_for, package_version, run_async, subparser
-from tui.commands.runtime import database_for
 
 SERVICE = "OPSWATCH"
 DEFAULT_TIMEOUT = 30.0

@@ -5,25 +5,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-from collections.abc import Coroutine
-from importlib import metadata
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
 from core.config import Config, ConfigError, default_config, find_config_path, load_config
+from core.durations import parse_duration
+from core.errors import UsageError as UsageError  # commands import it from here
+from core.runtime import connection, start_cli_logging
+from core.runtime import package_version as package_version
 
 T = TypeVar("T")
-
-
-class UsageError(Exception):
-    """Bad input: printed as one line, exit code 2."""
-
-
-def package_version() -> str:
-    try:
-        return metadata.version("opswatch")
-    except metadata.PackageNotFoundError:  # running from a source tree without install
-        return "0+unknown"
 
 
 def add_common_options(parser: argparse.ArgumentParser, *, top_level: bool = False) -> None:
@@ -46,6 +38,21 @@ def subparser(
     return parser
 
 
+def command_group(subparsers: Any, name: str, help_text: str) -> Any:
+    """``opswatch NAME ACTION ...``: the parser of NAME's actions (one is required)."""
+    parser = subparser(subparsers, name, help_text)
+    return parser.add_subparsers(dest=f"{name}_command", metavar="ACTION", required=True)
+
+
+def action(
+    sub: Any, name: str, help_text: str, handler: Callable[[argparse.Namespace], int], description: str = ""
+) -> argparse.ArgumentParser:
+    """One ACTION of a command group, run by ``handler``."""
+    parser: argparse.ArgumentParser = sub.add_parser(name, help=help_text, description=description or None)
+    parser.set_defaults(handler=handler)
+    return parser
+
+
 def load_config_for(args: argparse.Namespace, *, required: bool = False) -> Config:
     """Load the config named by --config or the lookup order; ConfigError -> UsageError."""
     path = find_config_path(getattr(args, "config", None), os.environ)
@@ -58,10 +65,32 @@ def load_config_for(args: argparse.Namespace, *, required: bool = False) -> Conf
             config = load_config(Path(path))
     except ConfigError as exc:
         raise UsageError(str(exc)) from exc
-    from tui.commands.runtime import start_cli_logging  # runtime imports this module
-
     start_cli_logging(config)
     return config
+
+
+def run_on_connection(
+    args: argparse.Namespace, job: Callable[[Config, Any], Awaitable[int]], config: Config | None = None
+) -> int:
+    """Run ``job`` on one connection to database.dsn (outside any pool); the config is loaded unless given."""
+    config = config or load_config_for(args)
+    dsn = require_dsn(config)
+
+    async def go() -> int:
+        async with connection(dsn) as conn:
+            return await job(config, conn)
+
+    return run_async(go())
+
+
+def duration_option(value: str | None, option: str) -> float | None:
+    """The seconds of ``option``'s value (30s, 5m, ...); None when it was not given."""
+    if not value:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise UsageError(f"{option}: {exc}") from exc
 
 
 def require_dsn(config: Config) -> str:

@@ -8,22 +8,22 @@ import sys
 from typing import Any
 
 from core.config import Config, find_config_path, render_effective
-from tui.commands.common import load_config_for, subparser
+from tui.commands.common import action, command_group, load_config_for
 
 
 def register(subparsers: Any) -> None:
-    parser = subparser(subparsers, "config", "validate and show configuration")
-    sub = parser.add_subparsers(dest="config_command", metavar="ACTION", required=True)
-    check = sub.add_parser(
+    sub = command_group(subparsers, "config", "validate and show configuration")
+    check = action(
+        sub,
         "check",
-        help="validate a config file and print the effective config (secrets masked)",
-        description="Validate FILE (or the config found by the lookup order) and print the effective "
+        "validate a config file and print the effective config (secrets masked)",
+        _check,
+        "Validate FILE (or the config found by the lookup order) and print the effective "
         "configuration with defaults filled in and secrets masked. Exit 0 if valid, 2 if not. "
         "A valid config that cannot do its job (no database DSN, no endpoint, no notification route) "
         "gets one warning line each on stderr (still exit 0).",
     )
     check.add_argument("file", nargs="?", help="config file to check")
-    check.set_defaults(handler=_check)
 
 
 def _check(args: argparse.Namespace) -> int:

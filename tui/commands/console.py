@@ -12,8 +12,8 @@ from typing import Any
 
 from core.config import Config
 from core.logging import LogBuffer
+from core.runtime import MonitorRole, running_services, start_observability
 from tui.commands.common import load_config_for, require_dsn, subparser
-from tui.commands.runtime import monitored, start_observability
 
 THEME_CHOICES = ("dark", "light", "high-contrast", "ansi")
 
@@ -62,13 +62,16 @@ async def run_app(
     metrics: tuple[str, int] | None = None,
     duration: float | None = None,
 ) -> int:
-    """Run the console on a Monitor built from ``config`` until the operator quits (or ``duration``)."""
+    """Run the console on services built from ``config`` until the operator quits (or ``duration``)."""
     from tui.app import OpsWatchApp
 
     if log_buffer is None:
         log_buffer = start_observability(config, console=False)
-    async with monitored(config, dsn, read_only=read_only, log_buffer=log_buffer, metrics=metrics) as monitor:
-        app = OpsWatchApp(monitor, wall=wall, theme=theme)
+    role = MonitorRole.WALL if wall else MonitorRole.CONSOLE
+    async with running_services(
+        config, dsn, role=role, read_only=read_only, log_buffer=log_buffer, metrics=metrics
+    ) as services:
+        app = OpsWatchApp(services, wall=wall, theme=theme)
         runner = asyncio.ensure_future(app.run_async())
         done, _ = await asyncio.wait({runner}, timeout=duration)
         if not done:

@@ -7,63 +7,70 @@ No ``register`` here on purpose: tui/commands/db.py owns the ``db`` subparser an
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
 
-from core.db import describe_error
+from core.config import Config
 from core.notify_triggers import CHANGES_CHANNEL, install, install_sql, installed, uninstall
 from core.safe_text import display_text
 from core.triage.advise import advise, advise_settings, apply_advice, missing_sql
-from tui.commands.common import UsageError, add_common_options, load_config_for, require_dsn, run_async
+from tui.commands.common import UsageError, action, add_common_options, load_config_for, run_on_connection
 
 
 def add_db_actions(sub: Any) -> None:
-    adv: argparse.ArgumentParser = sub.add_parser(
+    adv = action(
+        sub,
         "advise",
-        help="show the indexes (and autovacuum settings) opswatch needs on the app's tables",
-        description="List the indexes that keep triage fast on large dead_letter_messages and "
+        "show the indexes (and autovacuum settings) opswatch needs on the app's tables",
+        _advise,
+        "List the indexes that keep triage fast on large dead_letter_messages and "
         "event_failures tables (pages, bulk actions, summaries, error-text search), whether each "
         "exists, and the CREATE INDEX CONCURRENTLY statements for the missing ones; plus per-table "
         "autovacuum scale factors so counts stay fast after bulk actions. With --apply, run them "
         "(no write lock on the tables; may take minutes on big tables). Exit 0 when nothing is "
         "missing, 1 otherwise.",
     )
-    add_common_options(adv)
-    adv.add_argument("--apply", action="store_true", help="create the missing indexes now")
-    adv.add_argument("--sql", action="store_true", help="print only the SQL for what is missing")
-    adv.set_defaults(handler=_advise)
-
-    notify: argparse.ArgumentParser = sub.add_parser(
+    only_sql = ("--sql", "print only the SQL for what is missing")
+    _switches(adv, ("--apply", "create the missing indexes now"), only_sql)
+    notify = action(
+        sub,
         "install-notify",
-        help="(opt-in) add triggers so consoles see new dead letters and status changes instantly",
-        description=f"Install statement-level triggers on dead_letter_messages and event_failures that "
+        "(opt-in) add triggers so consoles see new dead letters and status changes instantly",
+        _install_notify,
+        f"Install statement-level triggers on dead_letter_messages and event_failures that "
         f"pg_notify channel '{CHANGES_CHANNEL}' on inserts and status changes, so every opswatch console "
         "updates at once instead of polling max(id) and counters each refresh. The trigger functions "
         "live in schema 'opswatch'; needs the TRIGGER privilege on the two tables. --remove takes "
         "them out again; --sql prints the DDL without running it.",
     )
-    add_common_options(notify)
-    notify.add_argument("--remove", action="store_true", help="remove the triggers")
-    notify.add_argument("--sql", action="store_true", help="print the DDL instead of running it")
-    notify.set_defaults(handler=_install_notify)
+    _switches(notify, ("--remove", "remove the triggers"), ("--sql", "print the DDL instead of running it"))
 
 
-async def _connect(dsn: str) -> asyncpg.Connection:
+def _switches(parser: argparse.ArgumentParser, *switches: tuple[str, str]) -> None:
+    """--config and --read-only first (the help lists them first), then on/off ``(flag, help)`` options."""
+    add_common_options(parser)
+    for flag, help_text in switches:
+        parser.add_argument(flag, action="store_true", help=help_text)
+
+
+@contextlib.asynccontextmanager
+async def _database_errors(denied: str | None = None) -> AsyncIterator[None]:
+    """PostgreSQL errors as one line; ``denied`` names what a missing privilege stopped."""
     try:
-        return await asyncpg.connect(dsn, timeout=10)
-    except Exception as exc:  # every connect failure is reported as one line
-        raise UsageError(f"cannot connect to the database: {describe_error(exc)}") from exc
+        yield
+    except asyncpg.PostgresError as exc:
+        if denied is not None and isinstance(exc, asyncpg.InsufficientPrivilegeError):
+            raise UsageError(f"{denied}: {display_text(str(exc), 200)}") from exc
+        raise UsageError(f"database error: {display_text(str(exc), 300)}") from exc
 
 
 def _advise(args: argparse.Namespace) -> int:
-    config = load_config_for(args)
-    dsn = require_dsn(config)
-
-    async def go() -> int:
-        conn = await _connect(dsn)
-        try:
+    async def job(config: Config, conn: asyncpg.Connection) -> int:
+        async with _database_errors():
             items = await advise(conn, config)
             settings = await advise_settings(conn, config)
             missing = missing_sql(items, settings)
@@ -97,12 +104,8 @@ def _advise(args: argparse.Namespace) -> int:
             await apply_advice(conn, config, progress=lambda sql: print(f"running: {sql}", file=sys.stderr))
             print("done: indexes created and settings applied")
             return 0
-        except asyncpg.PostgresError as exc:
-            raise UsageError(f"database error: {display_text(str(exc), 300)}") from exc
-        finally:
-            await conn.close()
 
-    return run_async(go())
+    return run_on_connection(args, job)
 
 
 def _install_notify(args: argparse.Namespace) -> int:
@@ -110,11 +113,9 @@ def _install_notify(args: argparse.Namespace) -> int:
     if args.sql:
         print(install_sql(config))
         return 0
-    dsn = require_dsn(config)
 
-    async def go() -> int:
-        conn = await _connect(dsn)
-        try:
+    async def job(config: Config, conn: asyncpg.Connection) -> int:
+        async with _database_errors("not allowed to create triggers"):
             if args.remove:
                 await uninstall(conn, config)
                 print("notify triggers removed; consoles fall back to polling")
@@ -128,11 +129,5 @@ def _install_notify(args: argparse.Namespace) -> int:
                 else "triggers were not found after installing"
             )
             return 0 if ok else 1
-        except asyncpg.InsufficientPrivilegeError as exc:
-            raise UsageError(f"not allowed to create triggers: {display_text(str(exc), 200)}") from exc
-        except asyncpg.PostgresError as exc:
-            raise UsageError(f"database error: {display_text(str(exc), 300)}") from exc
-        finally:
-            await conn.close()
 
-    return run_async(go())
+    return run_on_connection(args, job, config)

@@ -12,16 +12,16 @@ from typing import Any
 
 import yaml
 
+from core.agent import run_until_stopped
 from core.demo.environment import DEFAULT_SEED, DEFAULT_SPEED, DemoEnvironment
 from core.demo.server import DemoError
-from core.durations import parse_duration
 from core.embedded import EmbeddedError
 from core.logging import LogBuffer
 from core.redact import register_secret
-from tui.commands.common import UsageError, run_async, subparser
+from core.runtime import start_observability
+from tui.commands.common import UsageError, duration_option, run_async, subparser
 from tui.commands.console import add_console_options
 from tui.commands.run import add_metrics_options, metrics_address
-from tui.commands.runtime import run_until_stopped, start_observability
 from tui.webwall import TOKEN_ENV, WallServer, resolve_token, wall_command
 
 WALL_CONFIG = "wall-config.yaml"
@@ -75,12 +75,7 @@ def _demo(args: argparse.Namespace) -> int:
     metrics = metrics_address(args)
     if args.serve is not None and not 1 <= args.serve <= 65535:
         raise UsageError(f"--serve must be a port between 1 and 65535, got {args.serve}")
-    duration = None
-    if args.duration:
-        try:
-            duration = parse_duration(args.duration)
-        except ValueError as exc:
-            raise UsageError(f"--duration: {exc}") from exc
+    duration = duration_option(args.duration, "--duration")
     try:
         env = DemoEnvironment(
             args.data_dir or demo_data_dir(),

@@ -5,9 +5,16 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from core.durations import parse_duration
-from tui.commands.common import UsageError, load_config_for, require_dsn, run_async, subparser
-from tui.commands.runtime import run_until_stopped, start_observability
+from core.agent import run_until_stopped
+from core.runtime import start_observability
+from tui.commands.common import (
+    UsageError,
+    duration_option,
+    load_config_for,
+    require_dsn,
+    run_async,
+    subparser,
+)
 
 
 def register(subparsers: Any) -> None:
@@ -46,12 +53,7 @@ def metrics_address(args: argparse.Namespace) -> tuple[str, int] | None:
 def _run(args: argparse.Namespace) -> int:
     config = load_config_for(args)
     dsn = require_dsn(config)
-    duration = None
-    if args.duration:
-        try:
-            duration = parse_duration(args.duration)
-        except ValueError as exc:
-            raise UsageError(f"--duration: {exc}") from exc
+    duration = duration_option(args.duration, "--duration")
     metrics = metrics_address(args)
     start_observability(config, console=True)
     return run_async(

@@ -146,7 +146,7 @@ class AlertsScreen(OpsScreen):
 
     @property
     def alerts(self) -> AlertActions:
-        return self.ops.monitor.alerts
+        return self.ops.services.alerts
 
     def compose_body(self) -> ComposeResult:
         yield Static(plain("Active alerts"), classes="section-title", id="active-title")

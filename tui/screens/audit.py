@@ -76,7 +76,7 @@ class AuditScreen(OpsScreen):
 
     @work(exclusive=True, group="audit", exit_on_error=False, name="audit")
     async def load_audit(self) -> None:
-        entries = await self.ops.monitor.triage.audit(limit=AUDIT_PAGE, before_id=self._before[-1])
+        entries = await self.ops.services.audit.read(limit=AUDIT_PAGE, before_id=self._before[-1])
         self._entries = list(entries)
         table = self.table
         table.has_prev = len(self._before) > 1

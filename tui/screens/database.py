@@ -179,7 +179,7 @@ class DatabaseScreen(OpsScreen):
     async def _load_activity(self) -> None:
         states = self.query_one("#db-states", Static)
         try:
-            activity = await collect_activity(self.ops.monitor.db, slow=False)
+            activity = await collect_activity(self.ops.services.db, slow=False)
         except DatabaseUnavailable as exc:
             line = plain(f"activity unknown: {describe_failure(exc)}")
             if self.activity is not None:
