@@ -258,7 +258,7 @@ class WallServer(Server):
                 self.command,
                 write_bytes=websocket.send_bytes,
                 write_str=websocket.send_str,
-                close=websocket.close,
+                close=_closer(websocket),
                 download_manager=self.download_manager,
             )
             await service.start(width, height)
@@ -303,3 +303,12 @@ async def serve_until_stopped(server: WallServer, *, duration: float | None = No
             await asyncio.wait_for(stop.wait(), timeout=duration)
     finally:
         await server.stop()
+
+
+def _closer(websocket: web.WebSocketResponse) -> Callable[[], Awaitable[None]]:
+    """textual-serve wants ``close() -> None``; aiohttp's returns whether it closed."""
+
+    async def close() -> None:
+        await websocket.close()
+
+    return close

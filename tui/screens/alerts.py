@@ -9,6 +9,7 @@ and follow their head (see ``LiveTable``). On the wall only the active alerts ar
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -181,7 +182,7 @@ class AlertsScreen(OpsScreen):
     def on_resize(self, event: events.Resize) -> None:
         self.set_class(event.size.width < NARROW_BELOW, "-narrow")
 
-    def _sync(self, table_id: str, rows: list[tuple[str, Cells]]) -> None:
+    def _sync(self, table_id: str, rows: Sequence[tuple[str, Cells]]) -> None:
         self.query_one(f"#{table_id}", LiveTable).sync(rows)
 
     def _show_markers(self) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from textual.widgets import DataTable
 
@@ -39,7 +40,7 @@ def fit_widths(natural: Sequence[int], minimum: Sequence[int], flex: int, room: 
     return widths
 
 
-def fit_columns(table: DataTable[object], cols: Sequence[Col], rows: Sequence[Cells], flex: int) -> None:
+def fit_columns(table: DataTable[Any], cols: Sequence[Col], rows: Sequence[Cells], flex: int) -> None:
     """Size ``table``'s columns to ``rows`` and its current width; a no-op when nothing changes."""
     columns = table.ordered_columns
     if len(columns) != len(cols) or table.size.width <= 0:
