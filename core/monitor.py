@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from loguru import logger
@@ -26,6 +26,7 @@ from loguru import logger
 from core.aio import wait_event
 from core.alerting import AlertActions, AlertEngine, MetricSample
 from core.audit import default_actor
+from core.clock import Clock, utcnow
 from core.config import Config, mask_url
 from core.db import Database, DatabaseUnavailable
 from core.logging import LogBuffer
@@ -55,12 +56,6 @@ _DB_STATS_EVERY_S = 15.0
 SUMMARIES_EVERY_S = 5.0  # backlog summaries (the change watcher also wakes them)
 _RULE_TICK_S = 0.25
 
-Clock = Callable[[], datetime]
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
 
 def instance_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
@@ -75,7 +70,7 @@ class Monitor:
         read_only: bool = False,
         actor: str | None = None,
         log_buffer: LogBuffer | None = None,
-        clock: Clock = _utcnow,
+        clock: Clock = utcnow,
         probes_enabled: bool = True,
         deliver: bool = True,
         agent: bool = False,
