@@ -22,8 +22,8 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from core.durations import format_duration_human
 from core.notify.base import AlertInfo, Notification, log_fields, summary_line
-from core.rules import format_duration_human
 from core.safe_text import display_text
 
 __all__ = [

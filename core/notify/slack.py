@@ -22,6 +22,7 @@ import httpx
 from loguru import logger
 
 from core.config import SlackConfig
+from core.durations import format_duration_human
 from core.notify.base import AlertInfo, Notification, Rendered, SendResult, target_id
 from core.notify.render import headline, inert
 from core.notify.render import plain_when as _plain_when
@@ -29,7 +30,6 @@ from core.notify.render import span as _span
 from core.notify.render import value_with_threshold as _value_with_threshold
 from core.notify.webhook import post_json
 from core.redact import register_secret
-from core.rules import format_duration_human
 from core.safe_text import ELLIPSIS, display_text, inert_json
 
 __all__ = ["SlackNotifier", "fit_blocks", "plain_fallback", "render_slack"]
