@@ -35,8 +35,8 @@ from core.db import describe_error
 from core.demo import content
 from core.demo.scenario import DEFAULT_SEED, DEFAULT_SPEED, Scenario
 from core.migrate import APP_TABLES, quote_ident
+from core.triage.redrive import NOTIFY_CHANNEL as REDRIVE_CHANNEL
 
-REDRIVE_CHANNEL = "opswatch_redrive"
 Outcome = Literal["success", "failure"]
 
 MESSAGE_RATE = 1 / 12
