@@ -49,6 +49,7 @@ from bench.fleet import (
     ROOT,
     Fleet,
     cpu_seconds,
+    emit,
     free_port,
     load_average,
     postmaster_pid,
@@ -431,10 +432,7 @@ def main(argv: list[str] | None = None) -> int:
     result = run(opts, dsn=args.dsn, own_fleet=args.own_fleet, own_sink=args.own_sink, port=args.port)
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(result, indent=1))
-    if not args.json_only:
-        print_report(result)
-    print(json.dumps(result, separators=(",", ":")))
-    return 0
+    return emit(result, print_report, json_only=args.json_only)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ __all__ = [
     "ChildServer",
     "Fleet",
     "cpu_seconds",
+    "emit",
     "free_port",
     "http_json",
     "load_average",
@@ -70,6 +72,14 @@ def http_json(url: str, body: dict[str, Any] | None = None) -> Any:
     with _OPENER.open(request, timeout=10) as response:
         raw = response.read()
     return json.loads(raw) if raw[:1] in (b"{", b"[") else raw.decode()
+
+
+def emit(result: dict[str, Any], report: Callable[[dict[str, Any]], None], *, json_only: bool) -> int:
+    """The human report (unless ``json_only``), then the result as one JSON line; exit code 0."""
+    if not json_only:
+        report(result)
+    print(json.dumps(result, separators=(",", ":")))
+    return 0
 
 
 # --------------------------------------------------------------------------- helper servers

@@ -33,7 +33,7 @@ import time
 from collections import Counter
 from typing import Any
 
-from bench.fleet import Fleet, cpu_seconds, free_port, load_average, rss_mb
+from bench.fleet import Fleet, cpu_seconds, emit, free_port, load_average, rss_mb
 from core.http_client import HttpClient
 from core.probes import ProbeSample, ProbeScheduler, ProbeSpec
 from core.windows import EndpointWindow, quantile
@@ -363,10 +363,7 @@ def main(argv: list[str] | None = None) -> int:
         result = asyncio.run(run_engine(args, fleet))
     finally:
         fleet.stop()
-    if not args.json_only:
-        print_report(result)
-    print(json.dumps(result, separators=(",", ":")))
-    return 0
+    return emit(result, print_report, json_only=args.json_only)
 
 
 if __name__ == "__main__":
