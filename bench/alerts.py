@@ -32,26 +32,32 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import random
-import re
 import resource
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bench.probes import Fleet, cpu_seconds, free_port, http_json, load_average, rss_mb
-
-ROOT = Path(__file__).resolve().parent.parent
-SHARED_SINK = ROOT.parent / "shared" / "peers" / "webhook_sink.py"
+from bench.alert_trials import AlertBenchOptions, describe, run_trial
+from bench.alert_trials import rounded as _r
+from bench.fleet import (
+    ROOT,
+    Fleet,
+    cpu_seconds,
+    emit,
+    free_port,
+    load_average,
+    postmaster_pid,
+    prepare_database,
+    rss_mb,
+    tree_usage,
+)
+from bench.sink import Sink, serve_sink
 
 DOWN_RULE, SLOW_RULE = "down", "slow"
 TARGETS = {"firing_after_for_s": 1.0, "resolved_after_first_ok_s": 1.0}
@@ -62,174 +68,6 @@ PEER = {
     "resolved_after_t1_s": (11.5, 11.5),
 }
 
-_HEADLINE = re.compile(r"^:[a-z_]+: (CRITICAL|WARNING|INFO)(?: \(([^)]*)\))?: ")
-
-
-# --------------------------------------------------------------------------- sink
-
-
-class Sink:
-    """The webhook sink in a child process; events are read back from its JSONL file."""
-
-    def __init__(self, port: int, out: Path, own: bool) -> None:
-        self.port = port
-        self.base = f"http://127.0.0.1:{port}"
-        self.out = out
-        self._pos = 0
-        self.events: list[dict[str, Any]] = []
-        if own or not SHARED_SINK.exists():
-            argv = [sys.executable, "-m", "bench.alerts", "--serve-sink", "--port", str(port),
-                    "--out", str(out)]  # fmt: skip
-            self.kind = "bench.alerts --serve-sink (aiohttp)"
-        else:
-            argv = [sys.executable, str(SHARED_SINK), "--port", str(port), "--out", str(out)]
-            self.kind = "../shared/peers/webhook_sink.py"
-        env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
-        self.proc = subprocess.Popen(
-            argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-
-    def wait_ready(self, timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                err = self.proc.stderr.read().decode() if self.proc.stderr else ""
-                raise RuntimeError(f"sink exited with {self.proc.returncode}: {err[-500:]}")
-            with contextlib.suppress(OSError):
-                if http_json(f"{self.base}/healthz") == "ok":
-                    return
-            time.sleep(0.1)
-        raise TimeoutError("webhook sink did not become ready")
-
-    def poll(self) -> None:
-        if not self.out.exists():
-            return
-        with self.out.open("rb") as f:
-            f.seek(self._pos)
-            for line in f:
-                if not line.endswith(b"\n"):
-                    break
-                self._pos += len(line)
-                self.events.append(json.loads(line))
-
-    async def wait_for(
-        self, match: Callable[[dict[str, Any]], bool], start: int, within: float
-    ) -> dict[str, Any] | None:
-        """The first event at index >= ``start`` that ``match`` accepts, or None after ``within`` s."""
-        deadline = time.monotonic() + within
-        i = start
-        while True:
-            self.poll()
-            while i < len(self.events):
-                if match(self.events[i]):
-                    return self.events[i]
-                i += 1
-            if time.monotonic() >= deadline:
-                return None
-            await asyncio.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-
-
-def slack_match(kind: str, rule: str, scope: str) -> Callable[[dict[str, Any]], bool]:
-    """Matches opswatch's Slack message of ``kind`` (firing | resolved) naming ``rule on scope``."""
-    title = re.compile(rf"\b{re.escape(rule)} on {re.escape(scope)}\b")
-
-    def match(event: dict[str, Any]) -> bool:
-        body = event.get("body")
-        text = body.get("text") if isinstance(body, dict) else None
-        if not isinstance(text, str) or not title.search(text):
-            return False
-        head = text.split(" — ", 1)[0]
-        if kind == "resolved":
-            return "RESOLVED:" in head
-        found = _HEADLINE.match(head)
-        return found is not None and found.group(2) is None  # not "(still firing)" or "(escalated ...)"
-
-    return match
-
-
-def serve_sink(port: int, out: Path) -> None:
-    """Same JSONL format as webhook_sink.py: one line per POST with ``recv_mono``."""
-    from aiohttp import web
-
-    handle = out.open("a", buffering=1, encoding="utf-8")
-    seq = 0
-
-    async def post(request: web.Request) -> web.Response:
-        nonlocal seq
-        raw = await request.read()
-        recv_ts, recv_mono = time.time(), time.monotonic()
-        try:
-            body: Any = json.loads(raw)
-        except ValueError:
-            body = raw.decode("utf-8", "replace")
-        ok = isinstance(body, dict) and any(k in body for k in ("text", "blocks", "attachments", "alerts"))
-        event = {"seq": seq, "recv_ts": recv_ts, "recv_mono": recv_mono, "path": request.path,
-                 "kind": "slack" if ok else "unknown", "accepted": ok, "body": body}  # fmt: skip
-        seq += 1
-        handle.write(json.dumps(event, separators=(",", ":")) + "\n")
-        return web.Response(status=200 if ok else 400, text="ok" if ok else "invalid_payload")
-
-    async def healthz(_: web.Request) -> web.Response:
-        return web.Response(text="ok")
-
-    app = web.Application()
-    app.router.add_get("/healthz", healthz)
-    app.router.add_post("/{tail:.*}", post)
-    web.run_app(app, host="127.0.0.1", port=port, access_log=None, print=None)
-
-
-# --------------------------------------------------------------------------- processes
-
-
-def postmaster_pid(data_dir: Path) -> int | None:
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        return int((data_dir / "pgdata" / "postmaster.pid").read_text().splitlines()[0])
-    return None
-
-
-def _stat(pid: int) -> list[str] | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            raw = f.read().decode()
-    except OSError:
-        return None
-    return raw[raw.rindex(")") + 2 :].split()
-
-
-def _pss_mb(pid: int) -> float:
-    with contextlib.suppress(OSError), open(f"/proc/{pid}/smaps_rollup", encoding="ascii") as f:
-        for line in f:
-            if line.startswith("Pss:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def tree_usage(root: int) -> tuple[float, float]:
-    """(CPU seconds incl. reaped children, PSS MB) of ``root`` and its direct children."""
-    tick = os.sysconf("SC_CLK_TCK")
-    fields = _stat(root)
-    if fields is None:
-        return 0.0, 0.0
-    cpu = sum(int(x) for x in fields[11:15]) / tick  # utime, stime, cutime, cstime
-    pss = _pss_mb(root)
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        child = _stat(int(entry))
-        if child is not None and child[1] == str(root):
-            cpu += (int(child[11]) + int(child[12])) / tick
-            pss += _pss_mb(int(entry))
-    return cpu, pss
 
 
 # --------------------------------------------------------------------------- configuration
@@ -264,38 +102,6 @@ def bench_config(
 
 
 # --------------------------------------------------------------------------- measurement
-
-
-@dataclass
-class AlertBenchOptions:
-    n: int = 1000
-    interval: float = 10.0
-    timeout: float = 5.0
-    for_s: float = 30.0
-    window: float = 60.0
-    warmup: float | None = None  # default 2 x interval, like the peer
-    trials: int = 3
-    latency_trial: bool = False
-    slow_delay_ms: float = 3000.0
-    slow_threshold_ms: float = 2000.0
-    settle: float = 5.0
-    jitter: bool = True
-    seed: int | None = None
-    flush_interval: float = 5.0
-    log: Callable[[str], None] = field(default=lambda _m: None, repr=False)
-
-
-def _r(value: float | None, digits: int = 3) -> float | None:
-    return None if value is None else round(value, digits)
-
-
-def describe(values: list[float | None]) -> dict[str, Any]:
-    got = [v for v in values if v is not None]
-    if not got:
-        return {"n": 0, "missing": len(values)}
-    return {"n": len(got), "missing": len(values) - len(got), "min": _r(min(got)),
-            "median": _r(statistics.median(got)), "max": _r(max(got)),
-            "samples": [_r(v) for v in got]}  # fmt: skip
 
 
 class _Timed:
@@ -392,14 +198,14 @@ async def measure_alerts(
         for i in range(opts.trials):
             ep = (step * (i + 1) + i) % opts.n
             log(f"trial {i + 1}/{opts.trials}: ep{ep} -> 503")
-            trials.append(await _trial(opts, rng, monitor, fleet, sink, ep, DOWN_RULE, {"status": 503},
+            trials.append(await run_trial(opts, rng, monitor, fleet, sink, ep, DOWN_RULE, {"status": 503},
                                        wall_to_mono, log))  # fmt: skip
             await asyncio.sleep(opts.settle)
         slow = None
         if opts.latency_trial:
             ep = (opts.n - 1 - step // 2) % opts.n
             log(f"latency trial: ep{ep} -> +{opts.slow_delay_ms:g} ms")
-            slow = await _trial(opts, rng, monitor, fleet, sink, ep, SLOW_RULE,
+            slow = await run_trial(opts, rng, monitor, fleet, sink, ep, SLOW_RULE,
                                 {"delay_ms": opts.slow_delay_ms}, wall_to_mono, log)  # fmt: skip
         keys = ("firing_after_for_s", "firing_after_first_bad_s", "firing_after_t0_s", "first_bad_after_t0_s",
                 "resolved_after_first_ok_s", "resolved_after_t1_s", "first_ok_after_t1_s")  # fmt: skip
@@ -491,147 +297,6 @@ async def _steady(
         f"RSS {out['rss_mb_mean']} MB; PostgreSQL +{out.get('pg_cpu_s')} s CPU; "
         f"load {out['loadavg_1m']}")  # fmt: skip
     return out
-
-
-async def _history_mono(monitor: Any, rule: str, scope: str, wall_to_mono: float) -> dict[str, float]:
-    """The latest time (as CLOCK_MONOTONIC) each state was entered, from opswatch.alert_history."""
-    seen: dict[str, float] = {}
-    for entry in await monitor.alerts.history(20, rule=rule, scope=scope):
-        if entry.to_state not in seen:
-            seen[entry.to_state] = _mono(entry.at, wall_to_mono)
-    return seen
-
-
-def _mono(at: datetime, wall_to_mono: float) -> float:
-    return at.timestamp() - wall_to_mono
-
-
-async def _first_hit(fleet: Fleet, ep: int, since: float, ok: Callable[[int], bool]) -> float | None:
-    hits = await asyncio.to_thread(http_json, f"{fleet.base}/hits/{ep}")
-    return next((mono for _ts, mono, status in hits if mono >= since and ok(status)), None)
-
-
-class _SampleLog:
-    """(received, started, latency_ms) of every sample of one endpoint, on CLOCK_MONOTONIC.
-
-    The fleet logs a reply when it is sent and a delayed reply keeps the delay it started
-    with, so for a delay fault the server's log cannot tell the last slow reply after T1 from
-    the first fast one; the samples opswatch received can.
-    """
-
-    def __init__(self, monitor: Any, name: str, wall_to_mono: float) -> None:
-        self.entries: list[tuple[float, float, float]] = []
-        window = monitor.windows[name]
-        add = window.add
-
-        def logged(sample: Any, *args: Any, **kw: Any) -> None:
-            self.entries.append((time.monotonic(), _mono(sample.at, wall_to_mono), sample.latency_ms))
-            add(sample, *args, **kw)
-
-        window.add = logged
-        self._window = window
-
-    def first(self, since: float, pred: Callable[[float, float], bool]) -> float | None:
-        """Received time of the first sample started at/after ``since`` with ``pred(latency, started)``."""
-        found = (got for got, started, ms in self.entries if started >= since and pred(ms, started))
-        return next(found, None)
-
-    def close(self) -> None:
-        with contextlib.suppress(AttributeError):
-            del self._window.add
-
-
-async def _trial(
-    opts: AlertBenchOptions, rng: random.Random, monitor: Any, fleet: Fleet, sink: Sink, ep: int, rule: str,
-    fault: dict[str, Any], wall_to_mono: float, log: Callable[[str], None],
-) -> dict[str, Any]:  # fmt: skip
-    scope = f"ep{ep}"
-    res: dict[str, Any] = {"rule": rule, "ep": ep, "fault": fault}
-    samples = _SampleLog(monitor, scope, wall_to_mono) if "delay_ms" in fault else None
-    try:
-        return await _flip(opts, rng, monitor, fleet, sink, ep, rule, fault, wall_to_mono, log, res, samples)
-    finally:
-        if samples is not None:
-            samples.close()
-
-
-async def _flip(
-    opts: AlertBenchOptions, rng: random.Random, monitor: Any, fleet: Fleet, sink: Sink, ep: int, rule: str,
-    fault: dict[str, Any], wall_to_mono: float, log: Callable[[str], None], res: dict[str, Any],
-    samples: _SampleLog | None,
-) -> dict[str, Any]:  # fmt: skip
-    scope = f"ep{ep}"
-    fire_timeout = opts.for_s + 3 * opts.interval + 60
-    resolve_timeout = 3 * opts.interval + 60
-    slow_ms = opts.slow_threshold_ms
-
-    if opts.jitter:
-        await asyncio.sleep(rng.uniform(0, opts.interval))  # T0 at a random probe phase
-    sink.poll()
-    start = len(sink.events)
-    res["loadavg_1m_at_t0"] = load_average()
-    t0 = (await asyncio.to_thread(fleet.control, ep=ep, **fault))["mono"]
-    fired = await sink.wait_for(slack_match("firing", rule, scope), start, fire_timeout)
-    if samples is None:
-        first_bad = await _first_hit(fleet, ep, t0, lambda s: s == fault["status"])
-    else:
-        first_bad = samples.first(t0, lambda ms, _started: ms > slow_ms)
-    states = await _history_mono(monitor, rule, scope, wall_to_mono)
-    recv = fired["recv_mono"] if fired else None
-    res["first_bad_after_t0_s"] = _r(first_bad - t0) if first_bad else None
-    res["firing_after_t0_s"] = _r(recv - t0) if recv else None
-    res["firing_after_first_bad_s"] = _r(recv - first_bad) if recv and first_bad else None
-    res["firing_after_for_s"] = _r(recv - first_bad - opts.for_s) if recv and first_bad else None
-    if first_bad and "pending" in states:
-        res["pending_after_first_bad_s"] = _r(states["pending"] - first_bad)
-    if "pending" in states and "firing" in states:
-        res["firing_after_pending_s"] = _r(states["firing"] - states["pending"])
-    if recv and "firing" in states:
-        res["webhook_after_firing_s"] = _r(recv - states["firing"])
-    log(f"  {rule} on {scope}: firing webhook {res['firing_after_t0_s']} s after T0, "
-        f"{res['firing_after_for_s']} s after first failed probe + for "
-        f"(first failed probe +{res['first_bad_after_t0_s']} s)")  # fmt: skip
-
-    if opts.jitter:
-        await asyncio.sleep(rng.uniform(0, opts.interval))
-    sink.poll()
-    start = len(sink.events)
-    res["loadavg_1m_at_t1"] = load_average()
-    t1 = (await asyncio.to_thread(fleet.control, ep=ep, status=200, delay_ms=0))["mono"]
-    resolved = await sink.wait_for(slack_match("resolved", rule, scope), start, resolve_timeout)
-    if samples is None:
-        first_ok = await _first_hit(fleet, ep, t1, lambda s: s == 200)
-    else:
-        first_ok = samples.first(t1, lambda ms, _started: ms <= slow_ms)
-    states = await _history_mono(monitor, rule, scope, wall_to_mono)
-    recv = resolved["recv_mono"] if resolved else None
-    res["first_ok_after_t1_s"] = _r(first_ok - t1) if first_ok else None
-    res["resolved_after_t1_s"] = _r(recv - t1) if recv else None
-    res["resolved_after_first_ok_s"] = _r(recv - first_ok) if recv and first_ok else None
-    if first_ok and "resolved" in states:
-        res["state_resolved_after_first_ok_s"] = _r(states["resolved"] - first_ok)
-    if recv and "resolved" in states:
-        res["webhook_after_resolved_s"] = _r(recv - states["resolved"])
-    log(f"  {rule} on {scope}: resolved webhook {res['resolved_after_t1_s']} s after T1, "
-        f"{res['resolved_after_first_ok_s']} s after first good probe "
-        f"(first good probe +{res['first_ok_after_t1_s']} s)")  # fmt: skip
-    return res
-
-
-# --------------------------------------------------------------------------- database
-
-
-async def prepare_database(dsn: str) -> None:
-    import asyncpg
-
-    from core.migrate import init_app_schema, migrate
-
-    conn = await asyncpg.connect(dsn, timeout=10)
-    try:
-        await init_app_schema(conn)  # the Monitor's summaries read the app's DLQ and event tables
-        await migrate(conn)
-    finally:
-        await conn.close()
 
 
 # --------------------------------------------------------------------------- report
@@ -767,10 +432,7 @@ def main(argv: list[str] | None = None) -> int:
     result = run(opts, dsn=args.dsn, own_fleet=args.own_fleet, own_sink=args.own_sink, port=args.port)
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(result, indent=1))
-    if not args.json_only:
-        print_report(result)
-    print(json.dumps(result, separators=(",", ":")))
-    return 0
+    return emit(result, print_report, json_only=args.json_only)
 
 
 if __name__ == "__main__":

@@ -27,24 +27,16 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import resource
-import signal
-import socket
-import subprocess
 import sys
 import time
-import urllib.request
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
+from bench.fleet import Fleet, cpu_seconds, emit, free_port, load_average, rss_mb
 from core.http_client import HttpClient
 from core.probes import ProbeSample, ProbeScheduler, ProbeSpec
 from core.windows import EndpointWindow, quantile
-
-ROOT = Path(__file__).resolve().parent.parent
-SHARED_FLEET = ROOT.parent / "shared" / "peers" / "fleet_server.py"
 
 # /work/shared/peers/README.md, same kind of fleet on this machine (interval 10 s).
 PEER = {
@@ -58,89 +50,8 @@ TARGETS = {"cpu_ms_per_probe": 0.3, "rss_peak_mb": 150.0, "drift_p99_ms": 50.0, 
 # --------------------------------------------------------------------------- helpers
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def load_average() -> float:
-    with open("/proc/loadavg", encoding="ascii") as f:
-        return float(f.read().split()[0])
-
-
-def rss_mb() -> float:
-    with open("/proc/self/status", encoding="ascii") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def http_json(url: str, body: dict[str, Any] | None = None) -> Any:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method="POST" if data else "GET")
-    request.add_header("Content-Type", "application/json")
-    with _OPENER.open(request, timeout=10) as response:
-        raw = response.read()
-    return json.loads(raw) if raw[:1] in (b"{", b"[") else raw.decode()
-
-
 def pct(values: list[float], q: float) -> float | None:
     return quantile(sorted(values), q) if values else None
-
-
-class Fleet:
-    """The fake fleet in a child process, stopped by its pid."""
-
-    def __init__(self, n: int, port: int, own: bool) -> None:
-        self.n = n
-        self.port = port
-        self.base = f"http://127.0.0.1:{port}"
-        if own or not SHARED_FLEET.exists():
-            argv = [sys.executable, "-m", "bench.probes", "--serve-fleet", "--n", str(n), "--port", str(port)]
-            self.kind = "bench.probes --serve-fleet (aiohttp)"
-        else:
-            argv = [sys.executable, str(SHARED_FLEET), "--n", str(n), "--port", str(port)]
-            self.kind = "../shared/peers/fleet_server.py"
-        env = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()}
-        self.proc = subprocess.Popen(
-            argv, cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-
-    def wait_ready(self, timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                err = self.proc.stderr.read().decode() if self.proc.stderr else ""
-                raise RuntimeError(f"fleet exited with {self.proc.returncode}: {err[-500:]}")
-            with contextlib.suppress(OSError):
-                if http_json(f"{self.base}/healthz") == "ok":
-                    return
-            time.sleep(0.1)
-        raise TimeoutError("fleet did not become ready")
-
-    def control(self, **spec: Any) -> Any:
-        return http_json(f"{self.base}/control", spec)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
 
 
 # --------------------------------------------------------------------------- probe engine run
@@ -452,10 +363,7 @@ def main(argv: list[str] | None = None) -> int:
         result = asyncio.run(run_engine(args, fleet))
     finally:
         fleet.stop()
-    if not args.json_only:
-        print_report(result)
-    print(json.dumps(result, separators=(",", ":")))
-    return 0
+    return emit(result, print_report, json_only=args.json_only)
 
 
 if __name__ == "__main__":

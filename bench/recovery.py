@@ -37,10 +37,10 @@ from typing import Any
 import asyncpg
 from loguru import logger
 
+from bench.fleet import prepare_database
 from core.config import Config
 from core.db import Database, PoolSettings
 from core.embedded import EmbeddedPostgres
-from core.migrate import init_app_schema, migrate
 from core.monitor import Monitor
 from core.runtime import MonitorRole, build_services
 from core.snapshot import Snapshot
@@ -130,12 +130,7 @@ async def measure_recovery(opts: RecoveryOptions, data_dir: Path) -> dict[str, A
     agent_db = console_db = None
     monitors: list[Monitor] = []
     try:
-        conn = await asyncpg.connect(server.dsn)
-        try:
-            await init_app_schema(conn)
-            await migrate(conn)
-        finally:
-            await conn.close()
+        await prepare_database(server.dsn)
         config = bench_config(server.dsn)
         agent_db = Database(server.dsn, PoolSettings())
         console_db = Database(server.dsn, PoolSettings())

@@ -43,7 +43,7 @@ import asyncpg
 from bench.triage import seed, with_database
 from core.config import Config, loads_config
 from core.db import Database, PoolSettings
-from core.embedded import EmbeddedPostgres, free_port
+from core.embedded import free_port, running
 from core.migrate import init_app_schema, migrate
 from core.runtime import MonitorRole, build_services
 from core.triage.advise import apply_advice
@@ -67,12 +67,11 @@ def server() -> Iterator[str]:
     if external:
         yield external
         return
-    with tempfile.TemporaryDirectory(prefix="opswatch-bench-tui-pg-") as tmp:
-        pg = EmbeddedPostgres(Path(tmp), progress=lambda m: print(f"# {m}", file=sys.stderr)).start()
-        try:
-            yield pg.dsn
-        finally:
-            pg.stop()
+    with (
+        tempfile.TemporaryDirectory(prefix="opswatch-bench-tui-pg-") as tmp,
+        running(Path(tmp), progress=lambda m: print(f"# {m}", file=sys.stderr)) as pg,
+    ):
+        yield pg.dsn
 
 
 def config_for(dsn: str, port: int, endpoints: int, log_dir: str) -> Config:

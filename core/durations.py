@@ -2,14 +2,27 @@
 
 Durations are float seconds everywhere in opswatch; sizes are int bytes (binary units:
 ``1KB == 1024``, so the seed's ``5MB`` is Winston's ``maxsize: 5242880``).
+
+Three duration renderings, each kept where its output is relied on: ``format_duration`` is the
+exact form ``parse_duration`` reads back (config files); ``format_duration_human`` is for prose
+(notifications, CLI messages: ``"5m 12s"``); ``format_duration_compact`` is for table cells and
+ages on the console (``"5m12s"``, ``"1h05m"``).
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 
-__all__ = ["format_duration", "format_size", "parse_duration", "parse_size"]
+__all__ = [
+    "format_duration",
+    "format_duration_compact",
+    "format_duration_human",
+    "format_size",
+    "parse_duration",
+    "parse_size",
+]
 
 _DURATION_UNITS: dict[str, float] = {
     "ms": 0.001,
@@ -93,6 +106,35 @@ def format_duration(seconds: float) -> str:
     if math.isclose(millis, round(millis), rel_tol=0, abs_tol=1e-6):
         return f"{sign}{round(millis)}ms"
     return f"{sign}{magnitude:g}s"
+
+
+_CLOCK_UNITS = ((86400, "d"), (3600, "h"), (60, "m"), (1, "s"))
+
+
+def _leading_units(total: int) -> tuple[tuple[int, str], tuple[int, str] | None]:
+    """The largest non-zero unit of ``total`` whole seconds and the unit below it (none under a minute)."""
+    for (size, name), (low_size, low_name) in itertools.pairwise(_CLOCK_UNITS):
+        if total >= size:
+            return (total // size, name), ((total % size) // low_size, low_name)
+    return (total, "s"), None
+
+
+def format_duration_human(seconds: float) -> str:
+    """``312 -> "5m 12s"``, ``7260 -> "2h 1m"``, ``300 -> "5m"``, ``45 -> "45s"``, ``1.06 -> "1.1s"``."""
+    if 0 < seconds < 10 and seconds != int(seconds):
+        return f"{seconds:.1f}s"
+    (high, unit), low = _leading_units(max(0, int(seconds)))
+    if low is None or low[0] == 0:
+        return f"{high}{unit}"
+    return f"{high}{unit} {low[0]}{low[1]}"
+
+
+def format_duration_compact(seconds: float) -> str:
+    """``45 -> "45s"``, ``312 -> "5m12s"``, ``3900 -> "1h05m"``, ``90000 -> "1d01h"`` (negatives are 0s)."""
+    (high, unit), low = _leading_units(max(0, int(seconds)))
+    if low is None:
+        return f"{high}{unit}"
+    return f"{high}{unit}{low[0]:02d}{low[1]}"
 
 
 def parse_size(value: object) -> int:

@@ -14,7 +14,7 @@ import contextlib
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Protocol
 
 from aiohttp import web
@@ -24,6 +24,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.process_collector import ProcessCollector
 
+from core.clock import Clock, utcnow
 from core.config import MetricConfig
 from core.probes import ProbeSample
 from core.safe_text import display_text
@@ -43,12 +44,6 @@ LOOP_LAG_BUCKETS_S = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 _LOOP_LAG_EVERY_S = 0.5
 ALERT_STATES = ("pending", "firing", "flapping", "resolved")
 FIRING_STATES = ("firing", "flapping")
-
-Clock = Callable[[], datetime]
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class SnapshotSource(Protocol):
@@ -75,7 +70,7 @@ class SnapshotCollector:
     def __init__(
         self,
         latest: Callable[[], Snapshot | None],
-        clock: Clock = _utcnow,
+        clock: Clock = utcnow,
         custom: Sequence[MetricConfig] = (),
     ) -> None:
         self._latest = latest
@@ -273,7 +268,7 @@ class MetricsExporter:
         self,
         *,
         registry: CollectorRegistry | None = None,
-        clock: Clock = _utcnow,
+        clock: Clock = utcnow,
         custom_metrics: Sequence[MetricConfig] = (),
     ) -> None:
         """``custom_metrics``: the config's ``metrics``, for their families' help and units."""

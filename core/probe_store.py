@@ -11,13 +11,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
+from core.clock import Clock, utcnow
 from core.db import Database, DatabaseUnavailable
 from core.probes import Outcome, ProbeSample
 from core.safe_text import display_text
@@ -27,13 +28,8 @@ if TYPE_CHECKING:
 
 __all__ = ["BucketCount", "ProbeStore"]
 
-Clock = Callable[[], datetime]
 _COLUMNS = ("endpoint", "at", "latency_ms", "status_code", "outcome", "error")
 _OUTCOMES = {o.value: o for o in Outcome}
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -54,7 +50,7 @@ class ProbeStore:
         max_buffer: int = 100_000,
         purge_batch: int = 10_000,
         purge_max_batches: int = 100,
-        clock: Clock = _utcnow,
+        clock: Clock = utcnow,
     ) -> None:
         self.db = db
         self.retention_s = retention_s

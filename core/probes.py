@@ -21,12 +21,13 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
+from core.clock import Clock, utcnow
 from core.http_client import HttpClient, HttpResult, classify_error
 from core.safe_text import display_text
 
@@ -45,11 +46,6 @@ __all__ = [
 ]
 
 JsonScalar = str | int | float | bool | None
-Clock = Callable[[], datetime]
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class Outcome(StrEnum):
@@ -120,7 +116,7 @@ class ProbeSample:
 # --------------------------------------------------------------------------- one probe
 
 
-async def probe_once(spec: ProbeSpec, client: HttpClient, *, clock: Clock = _utcnow) -> ProbeSample:
+async def probe_once(spec: ProbeSpec, client: HttpClient, *, clock: Clock = utcnow) -> ProbeSample:
     """Run one probe; never raises except on cancellation."""
     at = clock()
     started = time.perf_counter()
@@ -215,7 +211,7 @@ async def probe_all(
     *,
     max_concurrency: int = 50,
     client: HttpClient | None = None,
-    clock: Clock = _utcnow,
+    clock: Clock = utcnow,
 ) -> list[ProbeSample]:
     """Probe every endpoint once (for ``opswatch check``); results in ``specs`` order."""
     own = client is None
@@ -275,7 +271,7 @@ class ProbeScheduler:
         *,
         max_concurrency: int = 200,
         client: HttpClient | None = None,
-        clock: Clock = _utcnow,
+        clock: Clock = utcnow,
         spread_gap_s: float = 0.1,
         slot_s: float = 0.05,
         drift_capacity: int = 10_000,

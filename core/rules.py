@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 from core.config import AlertRule, FlappingConfig
+from core.durations import format_duration_human
 
 __all__ = [
     "FIRING",
@@ -307,22 +308,6 @@ def _number(value: float) -> str:
     if value == int(value):
         return str(int(value))
     return f"{value:.2f}".rstrip("0").rstrip(".")
-
-
-def format_duration_human(seconds: float) -> str:
-    """``312 -> "5m 12s"``, ``7260 -> "2h 1m"``, ``45 -> "45s"``, ``1.06 -> "1.1s"``."""
-    if 0 < seconds < 10 and seconds != int(seconds):
-        return f"{seconds:.1f}s"
-    total = max(0, int(seconds))
-    parts: list[tuple[int, str]] = []
-    for size, name in ((86400, "d"), (3600, "h"), (60, "m"), (1, "s")):
-        count, total = divmod(total, size)
-        if count or parts:
-            parts.append((count, name))
-    shown = parts[:2]
-    if len(shown) == 2 and shown[1][0] == 0:
-        shown = shown[:1]
-    return " ".join(f"{n}{u}" for n, u in shown) or "0s"
 
 
 def format_value(value: float | None, unit: str, metric: str = "") -> str:

@@ -16,20 +16,14 @@ from __future__ import annotations
 import math
 from array import array
 from collections import deque
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
+from core.clock import Clock, utcnow
 from core.probes import Outcome, ProbeSample
 from core.snapshot import EndpointState, EndpointView, ProbeFailure
 
 __all__ = ["EndpointWindow", "UptimeRing", "quantile"]
-
-Clock = Callable[[], datetime]
-
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 def quantile(ordered: list[float], q: float) -> float:
@@ -118,7 +112,7 @@ class EndpointWindow:
         max_samples: int = 4096,
         failures: int = 20,
         down_after: int = 2,
-        clock: Clock = _utcnow,
+        clock: Clock = utcnow,
     ) -> None:
         self.window_s = window_s
         self.down_after = down_after

@@ -6,8 +6,9 @@ import os
 import tempfile
 from pathlib import Path
 
-from bench.alerts import AlertBenchOptions, Sink, measure_alerts, slack_match, tree_usage
-from bench.probes import Fleet, free_port
+from bench.alerts import AlertBenchOptions, measure_alerts
+from bench.fleet import Fleet, free_port, tree_usage
+from bench.sink import Sink, slack_match
 
 
 def test_slack_match_tells_firing_from_resolved_and_repeats() -> None:

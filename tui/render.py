@@ -15,6 +15,7 @@ from rich.style import Style
 from rich.text import Text
 from textual.color import Color, ColorParseError
 
+from core.durations import format_duration_compact
 from core.safe_text import display_text, first_line
 from core.snapshot import DbHealthView, EndpointState, Severity
 
@@ -153,16 +154,7 @@ def status_text(status: str, palette: Palette = DEFAULT_PALETTE) -> Text:
 
 
 def fmt_age(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
-    s = max(0, int(seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m{s % 60:02d}s"
-    if s < 86400:
-        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
-    return f"{s // 86400}d{(s % 86400) // 3600:02d}h"
+    return "—" if seconds is None else format_duration_compact(seconds)
 
 
 def age_between(since: datetime | None, now: datetime) -> float | None:

@@ -35,8 +35,8 @@ from core.db import describe_error
 from core.demo import content
 from core.demo.scenario import DEFAULT_SEED, DEFAULT_SPEED, Scenario
 from core.migrate import APP_TABLES, quote_ident
+from core.triage.redrive import NOTIFY_CHANNEL as REDRIVE_CHANNEL
 
-REDRIVE_CHANNEL = "opswatch_redrive"
 Outcome = Literal["success", "failure"]
 
 MESSAGE_RATE = 1 / 12
@@ -561,6 +561,11 @@ class TrafficSimulator:
             return self.force_outcome
         return "success" if random.Random(f"{self.seed}|{key}").random() < self.redrive_success else "failure"
 
+    async def _resolve(self, conn: asyncpg.Connection, table: str, row_id: int) -> None:
+        await conn.execute(
+            f"UPDATE {self._t[table]} SET status = 'resolved', resolved_at = now() WHERE id = $1", row_id
+        )
+
     async def _resend(self, message_id: int) -> Outcome | None:
         t = self._t
         async with self._require_pool().acquire() as conn, conn.transaction():
@@ -585,11 +590,7 @@ class TrafficSimulator:
                     "updated_at = now() WHERE id = $1",
                     message_id,
                 )
-                await conn.execute(
-                    f"UPDATE {t['dead_letter_messages']} SET status = 'resolved', resolved_at = now() "
-                    "WHERE id = $1",
-                    dead["id"],
-                )
+                await self._resolve(conn, "dead_letter_messages", dead["id"])
                 self._count("redriven_ok")
                 return outcome
             platform = str(dead["platform"] or "whatsapp").lower()
@@ -629,11 +630,7 @@ class TrafficSimulator:
                 return None
             outcome = self._outcome(f"event|{event_id}|{row['retry_count']}")
             if outcome == "success":
-                await conn.execute(
-                    f"UPDATE {t['event_failures']} SET status = 'resolved', resolved_at = now() "
-                    "WHERE id = $1",
-                    event_id,
-                )
+                await self._resolve(conn, "event_failures", event_id)
                 self._count("events_resolved")
                 return outcome
             err = content.event_error(

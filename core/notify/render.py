@@ -17,19 +17,20 @@ single-line and free of control characters, but not escaped for any markup.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from core.durations import format_duration_human
 from core.notify.base import AlertInfo, Notification, log_fields, summary_line
-from core.rules import format_duration_human
 from core.safe_text import display_text
 
 __all__ = [
     "LIMITS",
     "Limits",
     "Message",
+    "alert_fields",
     "alert_json",
     "alert_key",
     "compose",
@@ -39,6 +40,7 @@ __all__ = [
     "plain_text",
     "plain_when",
     "span",
+    "status_note",
     "titles",
     "value_with_threshold",
 ]
@@ -194,40 +196,51 @@ def _runbooks(alerts: tuple[AlertInfo, ...]) -> tuple[tuple[str, str], ...]:
     return tuple((_clean(rule, 100), hint) for rule, hint in seen.items())
 
 
+def status_note(n: Notification, a: AlertInfo) -> str | None:
+    """The sentence a repeat, escalation or flapping notice adds about its alert."""
+    if n.kind == "repeat" and a.fired_at is not None:
+        firing_for = format_duration_human((n.created_at - a.fired_at).total_seconds())
+        return f"Still firing after {firing_for} and not acknowledged."
+    if n.kind == "escalated":
+        return f"Severity raised from {(a.previous_severity or '').upper()} to {a.severity.upper()}."
+    if n.kind == "flapping":
+        window = format_duration_human(n.flapping_window_s)
+        return (
+            f"Changed state {a.transitions} times within {window}; "
+            "notifications for this alert are paused until it settles."
+        )
+    return None
+
+
+def alert_fields(
+    n: Notification,
+    a: AlertInfo,
+    *,
+    severity: Callable[[str], str],
+    text: Callable[[str], str],
+    when: Callable[[datetime], str],
+) -> list[tuple[str, str]]:
+    """The labelled values of a one-alert notice, each rendered by the channel's own functions."""
+
+    def at(moment: datetime | None) -> str:
+        return when(moment) if moment else ""
+
+    common = [("Where", text(a.scope)), ("Value", text(a.value_text)), ("Threshold", text(a.threshold_text))]
+    if n.kind == "resolved":
+        was = ("Was", severity(a.severity))
+        return [was, *common, ("Fired", at(a.fired_at)), ("Resolved", at(a.resolved_at))]
+    return [("Severity", severity(a.severity)), *common, ("Since", at(a.started_at))]
+
+
 def _single(n: Notification) -> Message:
     a = n.alerts[0]
     lead = [a.description or a.rule]
     if n.kind == "resolved":
         took = span(a)
         lead.append(f"Back to normal after {took}." if took else "Back to normal.")
-        fields = [
-            ("Was", a.severity.capitalize()),
-            ("Where", a.scope),
-            ("Value", a.value_text),
-            ("Threshold", a.threshold_text),
-            ("Fired", plain_when(a.fired_at) if a.fired_at else ""),
-            ("Resolved", plain_when(a.resolved_at) if a.resolved_at else ""),
-        ]
-    else:
-        if n.kind == "repeat" and a.fired_at is not None:
-            firing_for = format_duration_human((n.created_at - a.fired_at).total_seconds())
-            lead.append(f"Still firing after {firing_for} and not acknowledged.")
-        elif n.kind == "escalated":
-            previous = (a.previous_severity or "").upper()
-            lead.append(f"Severity raised from {previous} to {a.severity.upper()}.")
-        elif n.kind == "flapping":
-            window = format_duration_human(n.flapping_window_s)
-            lead.append(
-                f"Changed state {a.transitions} times within {window}; "
-                "notifications for this alert are paused until it settles."
-            )
-        fields = [
-            ("Severity", a.severity.capitalize()),
-            ("Where", a.scope),
-            ("Value", a.value_text),
-            ("Threshold", a.threshold_text),
-            ("Since", plain_when(a.started_at) if a.started_at else ""),
-        ]
+    elif (note := status_note(n, a)) is not None:
+        lead.append(note)
+    fields = alert_fields(n, a, severity=str.capitalize, text=str, when=plain_when)
     return Message(
         _clean(headline(n)),
         tuple(_clean(line, _LINE_CHARS) for line in lead),

@@ -22,14 +22,14 @@ import httpx
 from loguru import logger
 
 from core.config import SlackConfig, secret_values
+from core.durations import format_duration_human
 from core.notify.base import AlertInfo, Notification, Rendered, SendResult, target_id
-from core.notify.render import headline, inert
+from core.notify.render import alert_fields, headline, inert, status_note
 from core.notify.render import plain_when as _plain_when
 from core.notify.render import span as _span
 from core.notify.render import value_with_threshold as _value_with_threshold
 from core.notify.webhook import post_json
 from core.redact import register_secret
-from core.rules import format_duration_human
 from core.safe_text import ELLIPSIS, display_text, inert_json
 
 __all__ = ["SlackNotifier", "fit_blocks", "plain_fallback", "render_slack"]
@@ -213,41 +213,13 @@ def _runbooks(alerts: tuple[AlertInfo, ...]) -> list[dict[str, Any]]:
 def _single_blocks(n: Notification) -> list[dict[str, Any]]:
     a = n.alerts[0]
     what = f"*{_esc(a.description or a.rule)}*"
+    fields = _fields(*alert_fields(n, a, severity=_severity, text=_esc, when=_when))
     if n.kind == "resolved":
         span = _span(a)
-        blocks = [
-            _section(f"{what}\nBack to normal" + (f" after {span}." if span else ".")),
-            _fields(
-                ("Was", _severity(a.severity)),
-                ("Where", _esc(a.scope)),
-                ("Value", _esc(a.value_text)),
-                ("Threshold", _esc(a.threshold_text)),
-                ("Fired", _when(a.fired_at) if a.fired_at else ""),
-                ("Resolved", _when(a.resolved_at) if a.resolved_at else ""),
-            ),
-        ]
-        return blocks + _runbooks(n.alerts)
-    if n.kind == "repeat" and a.fired_at is not None:
-        firing_for = format_duration_human((n.created_at - a.fired_at).total_seconds())
-        what += f"\nStill firing after {firing_for} and not acknowledged."
-    elif n.kind == "escalated":
-        what += f"\nSeverity raised from {(a.previous_severity or '').upper()} to {a.severity.upper()}."
-    elif n.kind == "flapping":
-        window = format_duration_human(n.flapping_window_s)
-        what += (
-            f"\nChanged state {a.transitions} times within {window}; "
-            "notifications for this alert are paused until it settles."
-        )
-    blocks = [
-        _section(what),
-        _fields(
-            ("Severity", _severity(a.severity)),
-            ("Where", _esc(a.scope)),
-            ("Value", _esc(a.value_text)),
-            ("Threshold", _esc(a.threshold_text)),
-            ("Since", _when(a.started_at) if a.started_at else ""),
-        ),
-    ]
+        what += "\nBack to normal" + (f" after {span}." if span else ".")
+    elif (note := status_note(n, a)) is not None:
+        what += f"\n{note}"
+    blocks = [_section(what), fields]
     return blocks + _runbooks(n.alerts)
 
 

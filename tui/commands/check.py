@@ -17,8 +17,8 @@ from typing import Any, NoReturn
 
 from core.check import CheckReport, CheckSetupError, Overrides, run_check
 from core.config import find_config_path
+from core.durations import format_duration_human
 from core.nagios import UNKNOWN, Range, plugin_text, status_line
-from core.rules import format_duration_human
 from core.runtime import database_for
 from tui.commands.common import UsageError, load_config_for, package_version, run_async, subparser
 

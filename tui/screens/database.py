@@ -36,23 +36,17 @@ def _query(session: Session) -> Text:
 
 
 def _age(seconds: float | None) -> Text:
-    return plain("—" if seconds is None else fmt_age(seconds))
+    return plain(fmt_age(seconds))
+
+
+def _session_row(s: Session, *cells: Text) -> tuple[str, list[Text]]:
+    """A row keyed by the backend pid: pid, the table's own ``cells``, application, query."""
+    return str(s.pid), [plain(str(s.pid)), *cells, safe(s.application, 30), _query(s)]
 
 
 def active_rows(activity: DbActivity) -> list[tuple[str, list[Text]]]:
     return [
-        (
-            str(s.pid),
-            [
-                plain(str(s.pid)),
-                _age(s.query_age_s),
-                safe(s.wait or "—", 40),
-                safe(s.application, 30),
-                _query(s),
-            ],
-        )
-        for s in activity.active
-        if not s.own
+        _session_row(s, _age(s.query_age_s), safe(s.wait or "—", 40)) for s in activity.active if not s.own
     ]
 
 
@@ -72,16 +66,11 @@ def lock_rows(activity: DbActivity) -> list[tuple[str, list[Text]]]:
 
 def transaction_rows(activity: DbActivity) -> list[tuple[str, list[Text]]]:
     return [
-        (
-            str(s.pid),
-            [
-                plain(str(s.pid)),
-                _age(s.xact_age_s),
-                safe(s.state or "—", 30),
-                _age(s.state_age_s if s.idle_in_transaction else None),
-                safe(s.application, 30),
-                _query(s),
-            ],
+        _session_row(
+            s,
+            _age(s.xact_age_s),
+            safe(s.state or "—", 30),
+            _age(s.state_age_s if s.idle_in_transaction else None),
         )
         for s in activity.long_transactions()
     ]

@@ -19,6 +19,7 @@ from textual.widgets import Button, Input, Static
 
 from tui.keymap import bind
 from tui.render import plain
+from tui.widgets.dialog import dialog_head
 
 
 class ConfirmModal(ModalScreen[bool]):
@@ -44,9 +45,7 @@ class ConfirmModal(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog"):
-            yield Static(plain(self._title), id="dialog-title")
-            for line in self._lines:
-                yield Static(line, classes="dialog-line")
+            yield from dialog_head(self._title, self._lines)
             if self.typed_count is not None:
                 yield Static(plain(f"Type {self.typed_count} to confirm:"), classes="dialog-line")
                 yield Input(placeholder=str(self.typed_count), id="typed-count")
