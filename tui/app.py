@@ -13,7 +13,6 @@ import gc
 import os
 from collections import deque
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
 from functools import partial
 from importlib import resources
 from pathlib import Path, PurePath
@@ -26,6 +25,7 @@ from textual.notifications import SeverityLevel
 from textual.screen import ModalScreen, Screen
 from textual.timer import Timer
 
+from core.clock import Clock, utcnow
 from core.db import DatabaseUnavailable
 from core.monitor import SUMMARIES_EVERY_S
 from core.snapshot import Snapshot
@@ -97,7 +97,7 @@ class OpsWatchApp(WorkerErrors, App[None]):
         *,
         wall: bool = False,
         theme: str | None = None,
-        clock: Callable[[], datetime] | None = None,
+        clock: Clock | None = None,
         environ: Mapping[str, str] | None = None,
         prebuild: bool = True,
     ) -> None:
@@ -108,7 +108,7 @@ class OpsWatchApp(WorkerErrors, App[None]):
         self.config = services.config
         self.wall = wall
         self.read_only = wall or bool(monitor.read_only)
-        self.clock: Callable[[], datetime] = clock or getattr(monitor, "clock", None) or _utcnow
+        self.clock: Clock = clock or getattr(monitor, "clock", None) or utcnow
         self.snapshot: Snapshot = monitor.snapshot
         self.notices: deque[tuple[str, str]] = deque(maxlen=100)
         self.paused = False
@@ -379,6 +379,3 @@ class OpsWatchApp(WorkerErrors, App[None]):
                 event.set()
             self.exit()
 
-
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
