@@ -260,36 +260,36 @@ async def measure_reads(
     first = DlqFilter()
     await case(
         "DLQ first page (50 rows + exact count), pending, newest first",
-        lambda: svc.list_dlq(first, Sort.NEWEST, None, 50),
+        lambda: svc.kind("dlq").list(first, Sort.NEWEST, None, 50),
         [page_sql(tables, "dlq", first, Sort.NEWEST, None, 51), count_sql(tables, "dlq", first)],
         "<= 20 ms",
     )
-    page = await svc.list_dlq(first, Sort.NEWEST, None, 50)
+    page = await svc.kind("dlq").list(first, Sort.NEWEST, None, 50)
     nxt = page.next_cursor
     await case(
         "DLQ next page (keyset cursor)",
-        lambda: svc.list_dlq(first, Sort.NEWEST, nxt, 50),
+        lambda: svc.kind("dlq").list(first, Sort.NEWEST, nxt, 50),
         [page_sql(tables, "dlq", first, Sort.NEWEST, nxt, 51), count_sql(tables, "dlq", first)],
         "<= 20 ms",
     )
     text = DlqFilter(text="undeliverable")
     await case(
         "DLQ filtered page: pending + text 'undeliverable' (~19k matches)",
-        lambda: svc.list_dlq(text, Sort.NEWEST, None, 50),
+        lambda: svc.kind("dlq").list(text, Sort.NEWEST, None, 50),
         [page_sql(tables, "dlq", text, Sort.NEWEST, None, 51), count_sql(tables, "dlq", text)],
         "<= 200 ms",
     )
     rare = DlqFilter(status=(), text="+49 1570 4242")
     await case(
         "DLQ filtered page: any status + text '+49 1570 4242' (rare)",
-        lambda: svc.list_dlq(rare, Sort.NEWEST, None, 50),
+        lambda: svc.kind("dlq").list(rare, Sort.NEWEST, None, 50),
         [page_sql(tables, "dlq", rare, Sort.NEWEST, None, 51), count_sql(tables, "dlq", rare)],
         "<= 200 ms",
     )
     ev = EventFilter()
     await case(
         "Events first page (50 rows + exact count), failed, newest first",
-        lambda: svc.list_events(ev, Sort.NEWEST, None, 50),
+        lambda: svc.kind("events").list(ev, Sort.NEWEST, None, 50),
         [page_sql(tables, "event", ev, Sort.NEWEST, None, 51), count_sql(tables, "event", ev)],
         "<= 20 ms",
     )
@@ -312,9 +312,9 @@ async def measure_reads(
 async def measure_bulk(svc: TriageService, conn: asyncpg.Connection, tables: AppTables) -> list[str]:
     lines: list[str] = []
     window = DlqFilter(min_age_s=0, max_age_s=36 * DAY)
-    count = await svc.preview_dlq(window)
+    count = await svc.kind("dlq").preview(window)
     started = time.perf_counter()
-    result = await svc.bulk_dlq("retry", window)
+    result = await svc.kind("dlq").bulk(window, "retry")
     elapsed = time.perf_counter() - started
     lines.append(
         "| opswatch bulk retry by filter (pending, created within 36 days), "

@@ -36,6 +36,8 @@ from core.triage.schema import AppTables
 
 @dataclass(frozen=True)
 class Transition:
+    """One action of a kind: the state change, and how the console and the CLI offer it."""
+
     kind: Kind
     name: str
     from_states: tuple[str, ...]
@@ -43,24 +45,73 @@ class Transition:
     bump_retry: bool = False
     redrive: bool = False
     resolved_at: Literal["now", "null", "keep"] = "keep"
+    key: str = ""
+    """Console key for the row under the cursor (or the selection)."""
+    shown: bool = False
+    """Whether the footer shows the single-row key."""
+    bulk_key: str | None = None
+    """Console key for every row matching the filter; None: no bulk key."""
+    bulk_shown: bool = False
+    reason_required: bool = False
+    past: str = ""
+    """Toast verb: ``Retried #20``."""
+    help: str = ""
+    """One line for ``opswatch <kind> <action> --help``."""
 
     @property
     def action(self) -> str:
         return f"{'dlq' if self.kind == 'dlq' else 'events'}.{self.name}"
 
+    @property
+    def label(self) -> str:
+        """``Retry``: binding description, confirmation and prompt titles."""
+        return self.name.capitalize()
+
 
 TRANSITIONS: dict[tuple[Kind, str], Transition] = {
-    ("dlq", "retry"): Transition("dlq", "retry", ("pending",), "retried", True, True, "now"),
-    ("dlq", "abandon"): Transition("dlq", "abandon", ("pending",), "abandoned", resolved_at="now"),
-    ("dlq", "resolve"): Transition("dlq", "resolve", ("pending", "retried"), "resolved", resolved_at="now"),
-    ("dlq", "reopen"): Transition("dlq", "reopen", ("abandoned", "retried"), "pending", resolved_at="null"),
-    ("event", "retry"): Transition("event", "retry", ("failed",), "retrying", True, True),
-    ("event", "resolve"): Transition(
-        "event", "resolve", ("failed", "retrying"), "resolved", resolved_at="now"
+    ("dlq", "retry"): Transition(
+        "dlq", "retry", ("pending",), "retried", True, True, "now",
+        key="r", shown=True, bulk_key="R", bulk_shown=True, past="Retried",
+        help="retry pending dead letters (pending -> retried, retry_count + 1, redrive)",
     ),
-}
-"""``resolved_at`` of a dead letter is when it left the pending queue (retried, resolved or
-abandoned); a reopen clears it. Outflow per hour counts it."""
+    ("dlq", "abandon"): Transition(
+        "dlq", "abandon", ("pending",), "abandoned", resolved_at="now",
+        key="a", shown=True, bulk_key="A", reason_required=True, past="Abandoned",
+        help="abandon pending dead letters (pending -> abandoned; --reason required)",
+    ),
+    ("dlq", "resolve"): Transition(
+        "dlq", "resolve", ("pending", "retried"), "resolved", resolved_at="now",
+        key="u", bulk_key="U", past="Resolved",
+        help="mark dead letters resolved (pending or retried -> resolved)",
+    ),
+    ("dlq", "reopen"): Transition(
+        "dlq", "reopen", ("abandoned", "retried"), "pending", resolved_at="null",
+        key="o", past="Reopened",
+        help="reopen abandoned or retried dead letters (-> pending)",
+    ),
+    ("event", "retry"): Transition(
+        "event", "retry", ("failed",), "retrying", True, True,
+        key="r", shown=True, bulk_key="R", bulk_shown=True, past="Retried",
+        help="retry failed events (failed -> retrying, retry_count + 1, redrive)",
+    ),
+    ("event", "resolve"): Transition(
+        "event", "resolve", ("failed", "retrying"), "resolved", resolved_at="now",
+        key="u", shown=True, bulk_key="U", past="Resolved",
+        help="mark event failures resolved (failed or retrying -> resolved)",
+    ),
+}  # fmt: skip
+"""The single source of each kind's actions: the service's checks, the console's keys and the
+CLI's subcommands are generated from it. ``resolved_at`` of a dead letter is when it left the
+pending queue (retried, resolved or abandoned); a reopen clears it. Outflow per hour counts it."""
+
+
+def transitions_of(kind: Kind) -> tuple[Transition, ...]:
+    return tuple(t for (k, _), t in TRANSITIONS.items() if k == kind)
+
+
+def past_tense(verb: str) -> str | None:
+    """``Retried`` for ``retry`` (any kind); None for a verb no transition has."""
+    return next((t.past for t in TRANSITIONS.values() if t.name == verb and t.past), None)
 
 
 def transition_for(kind: Kind, name: str) -> Transition:
