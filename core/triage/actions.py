@@ -239,7 +239,7 @@ async def apply_batch(
     """
     for attempt in range(_DEADLOCK_ATTEMPTS):
         try:
-            return await _apply_once(ctx, t, ids, reason, filter, bulk_id, pacer, cancel)
+            return await _apply_once(ctx, _Batch(t, ids, reason, filter, bulk_id, pacer, cancel))
         except asyncpg.DeadlockDetectedError:
             if attempt == _DEADLOCK_ATTEMPTS - 1:
                 raise
@@ -250,6 +250,19 @@ async def apply_batch(
 _DEADLOCK_ATTEMPTS = 3
 
 
+@dataclass(frozen=True)
+class _Batch:
+    """One batch's request, as apply_batch was given it."""
+
+    t: Transition
+    ids: Sequence[int]
+    reason: str | None
+    filter: Mapping[str, Any] | None
+    bulk_id: str | None
+    pacer: Pacer | None
+    cancel: asyncio.Event | None
+
+
 def states_sql(tables: AppTables, kind: Kind) -> str:
     table = spec_for(tables, kind).table
     return (
@@ -258,18 +271,10 @@ def states_sql(tables: AppTables, kind: Kind) -> str:
     )
 
 
-async def _apply_once(
-    ctx: ActionContext,
-    t: Transition,
-    ids: Sequence[int],
-    reason: str | None,
-    filter: Mapping[str, Any] | None,
-    bulk_id: str | None,
-    pacer: Pacer | None,
-    cancel: asyncio.Event | None,
-) -> BatchOutcome:
+async def _apply_once(ctx: ActionContext, b: _Batch) -> BatchOutcome:
+    t, ids = b.t, b.ids
     if t.redrive and ctx.http_redrive is not None:
-        return await _apply_http(ctx, t, ids, reason, filter, bulk_id, pacer, cancel)
+        return await _apply_http(ctx, b)
     out = BatchOutcome()
     started = time.perf_counter()
     locked_at = started
@@ -314,7 +319,7 @@ async def _apply_once(
         if t.redrive and out.applied:
             message_ids = [by_id[i]["message_id"] for i in out.applied] if t.kind == "dlq" else []
             redrive_detail = await ctx.sql_redrive.redrive(conn, t.kind, out.applied, message_ids)
-        await _finish(conn, ctx, t, out, wrong, from_state, redrive_detail, reason, filter, bulk_id)
+        await _finish(conn, ctx, b, out, wrong, from_state, redrive_detail)
     done = time.perf_counter()
     out.lock_held_s = done - locked_at
     out.duration_s = done - started
@@ -341,16 +346,14 @@ def _sort_locked(
 async def _finish(
     conn: asyncpg.Connection,
     ctx: ActionContext,
-    t: Transition,
+    b: _Batch,
     out: BatchOutcome,
     wrong: Mapping[int, str],
     from_state: Mapping[int, str],
     redrive_detail: Mapping[str, object] | None,
-    reason: str | None,
-    filter: Mapping[str, Any] | None,
-    bulk_id: str | None,
 ) -> None:
     """Name who moved the rows found in another state, then write the batch's audit row."""
+    t = b.t
     by = await who_moved(conn, t.kind, wrong)
     out.skipped.extend(Skipped(i, f"already {s}", by.get(i)) for i, s in wrong.items())
     out.skipped.sort(key=lambda s: s.id)
@@ -363,32 +366,24 @@ async def _finish(
         detail["failed"] = {str(f.id): f.error for f in out.failed}
     if redrive_detail is not None:
         detail["redrive"] = dict(redrive_detail)
-    if bulk_id is not None:
-        detail["bulk_id"] = bulk_id
+    if b.bulk_id is not None:
+        detail["bulk_id"] = b.bulk_id
     await write_audit(
         conn,
         actor=ctx.actor,
         action=t.action,
         target_kind=t.kind,
         target_ids=sorted({*out.applied, *(f.id for f in out.failed), *(s.id for s in out.skipped)}),
-        filter=filter,
-        reason=reason,
+        filter=b.filter,
+        reason=b.reason,
         outcome=outcome_of(len(out.applied), len(out.skipped), len(out.failed)),
         detail=detail,
     )
 
 
-async def _apply_http(
-    ctx: ActionContext,
-    t: Transition,
-    ids: Sequence[int],
-    reason: str | None,
-    filter: Mapping[str, Any] | None,
-    bulk_id: str | None,
-    pacer: Pacer | None,
-    cancel: asyncio.Event | None,
-) -> BatchOutcome:
+async def _apply_http(ctx: ActionContext, b: _Batch) -> BatchOutcome:
     """Claim (short transaction), replay without locks, apply and audit (short transaction)."""
+    t, ids = b.t, b.ids
     assert ctx.http_redrive is not None
     http = ctx.http_redrive
     out = BatchOutcome()
@@ -400,7 +395,9 @@ async def _apply_http(
         locked_at = time.perf_counter()
         locked = {r["id"]: r for r in rows}
         eligible = _sort_locked(ids, locked, t, out, wrong)
-        taken = await _claim(conn, t.kind, eligible, ctx.actor, token, http.claim_ttl_s(len(eligible), pacer))
+        taken = await _claim(
+            conn, t.kind, eligible, ctx.actor, token, http.claim_ttl_s(len(eligible), b.pacer)
+        )
         busy = [i for i in eligible if i not in taken]
         holders = await claimed(conn, t.kind, busy)
         out.skipped.extend(Skipped(i, "being redriven", holders.get(i)) for i in busy)
@@ -410,14 +407,16 @@ async def _apply_http(
             if i in taken
         ]
         if not items:
-            await _finish(conn, ctx, t, out, wrong, {}, None, reason, filter, bulk_id)
+            await _finish(conn, ctx, b, out, wrong, {}, None)
     held = time.perf_counter() - locked_at
     if not items:
         out.lock_held_s, out.duration_s = held, time.perf_counter() - started
         return out
     finished = False
     try:
-        replay = await http.replay(t.kind, items, _pool_payloads(ctx, t.kind), pacer or Pacer(None), cancel)
+        replay = await http.replay(
+            t.kind, items, _pool_payloads(ctx, t.kind), b.pacer or Pacer(None), b.cancel
+        )
         out.failed.extend(Failed(i, replay.failed[i]) for i in sorted(replay.failed))
         out.not_attempted.extend(sorted(replay.not_attempted))
         async with ctx.db.transaction() as conn:
@@ -433,7 +432,7 @@ async def _apply_http(
             out.applied = [i for i in to_change if i in {r["id"] for r in changed}]
             from_state = {i: locked[i]["status"] for i in out.applied}
             await conn.execute(_RELEASE_SQL, t.kind, token)
-            await _finish(conn, ctx, t, out, wrong, from_state, {"mode": "http"}, reason, filter, bulk_id)
+            await _finish(conn, ctx, b, out, wrong, from_state, {"mode": "http"})
         finished = True
         held = max(held, time.perf_counter() - locked_at)
     finally:

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 F = TypeVar("F", DlqFilter, EventFilter)
 R = TypeVar("R", DlqRow, EventRow)
 D = TypeVar("D", DlqDetail, EventDetail)
+AnyFilter = DlqFilter | EventFilter
 RawField = Literal["payload", "error"]
 _RAW_COLUMNS: dict[str, str] = {"payload": "payload", "error": "error_message"}
 
@@ -160,3 +161,7 @@ class TriageKind(Generic[F, R, D]):
         if self.spec.kind == "dlq":
             return await self.service.dlq_summary()
         return await self.service.event_summary()
+
+
+DlqKind = TriageKind[DlqFilter, DlqRow, DlqDetail]
+EventsKind = TriageKind[EventFilter, EventRow, EventDetail]

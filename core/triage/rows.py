@@ -73,5 +73,3 @@ def render_payload(payload_type: str | None, body: str | None) -> tuple[str, boo
         text = display_text(body, PAYLOAD_DISPLAY_CHARS, multiline=True)
     truncated = not fetched_all or len(body) > PAYLOAD_DISPLAY_CHARS
     return text, truncated
-
-

@@ -21,20 +21,8 @@ from core.triage.actions import ActionContext, Transition, transition_for
 from core.triage.bulk import ProgressCallback, act_on_filter, act_on_ids, narrow_status
 from core.triage.doctor import SchemaReport, SchemaStatus, inspect_app_schema, unusable_error
 from core.triage.flows import FlowTotals
-from core.triage.kind import TriageKind, spec_named
-from core.triage.models import (
-    ActionResult,
-    BulkPreview,
-    Cursor,
-    DlqDetail,
-    DlqFilter,
-    DlqRow,
-    EventDetail,
-    EventFilter,
-    EventRow,
-    Kind,
-    Sort,
-)
+from core.triage.kind import AnyFilter, DlqKind, EventsKind, TriageKind, spec_named
+from core.triage.models import ActionResult, BulkPreview, Cursor, DlqFilter, Kind, Sort
 from core.triage.queries import (
     business_by_name_sql,
     count_sql,
@@ -58,7 +46,7 @@ SAME_MESSAGE_TIMEOUT_MS = 250
 """Without an index on message_id (``opswatch db advise``) the lookup scans; past this it is skipped."""
 NAMES_LISTED = 5
 
-F = TypeVar("F", bound=DlqFilter | EventFilter)
+F = TypeVar("F", bound=AnyFilter)
 
 
 def _check_ids(ids: Iterable[Any]) -> list[int]:
@@ -135,9 +123,9 @@ class TriageService:
         await self.aclose()
 
     @overload
-    def kind(self, name: Literal["dlq"]) -> TriageKind[DlqFilter, DlqRow, DlqDetail]: ...
+    def kind(self, name: Literal["dlq"]) -> DlqKind: ...
     @overload
-    def kind(self, name: Literal["events"]) -> TriageKind[EventFilter, EventRow, EventDetail]: ...
+    def kind(self, name: Literal["events"]) -> EventsKind: ...
     @overload
     def kind(self, name: str) -> TriageKind[Any, Any, Any]: ...
     def kind(self, name: str) -> TriageKind[Any, Any, Any]:
@@ -167,7 +155,7 @@ class TriageService:
     # -- reads ---------------------------------------------------------------------------------
 
     async def _page(
-        self, kind: Kind, f: DlqFilter | EventFilter, sort: Sort, cursor: Cursor | None, limit: int
+        self, kind: Kind, f: AnyFilter, sort: Sort, cursor: Cursor | None, limit: int
     ) -> tuple[list[asyncpg.Record], int, Cursor | None, Cursor | None]:
         await self._usable(kind)
         f = await self.with_business_id(f)
@@ -308,7 +296,7 @@ class TriageService:
 
     # -- previews ------------------------------------------------------------------------------
 
-    async def _preview(self, kind: Kind, f: DlqFilter | EventFilter, action: str | None) -> BulkPreview:
+    async def _preview(self, kind: Kind, f: AnyFilter, action: str | None) -> BulkPreview:
         await self._usable(kind)
         f = await self.with_business_id(f)
         if action is not None:
@@ -376,7 +364,7 @@ class TriageService:
         self,
         kind: Kind,
         action: str,
-        f: DlqFilter | EventFilter,
+        f: AnyFilter,
         reason: str | None,
         progress: ProgressCallback | None,
         cancel: asyncio.Event | None,

@@ -280,14 +280,9 @@ def print_preview(p: BulkPreview, verb: str, noun: str, stream: Any) -> None:
             else ""
         )
     )
-    for title, groups in (
-        ("top errors", p.top_errors),
-        ("businesses", p.businesses),
-        ("channels", p.channels),
-        ("events", p.event_names),
-    ):
+    for title, groups in p.groups():
         if groups:
-            line(f"  {title}:")
+            line(f"  {'top errors' if title == 'errors' else title}:")
             for g in groups[:5]:
                 line(f"    {g.count:>8}  {display_text(g.key, 100)}")
 

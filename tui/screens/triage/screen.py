@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic
 
 from rich.text import Text
 from textual import work
@@ -22,17 +22,8 @@ from textual.widgets import DataTable, Static
 
 from core.snapshot import Snapshot
 from core.triage import TriageKind, TriageService
-from core.triage.models import (
-    Cursor,
-    DlqDetail,
-    DlqFilter,
-    DlqRow,
-    EventDetail,
-    EventFilter,
-    EventRow,
-    Page,
-    Sort,
-)
+from core.triage.kind import D, F, R
+from core.triage.models import Cursor, Page, Sort
 from tui.keymap import bind
 from tui.render import plain
 from tui.screens.base import OpsScreen
@@ -53,10 +44,6 @@ PAGE_SIZE = 50
 DETAIL_DEBOUNCE_S = 0.06
 _RELOAD = object()
 """Summary key of a page fetched before the first snapshot with a backlog summary: reload on show."""
-
-F = TypeVar("F", DlqFilter, EventFilter)
-R = TypeVar("R", DlqRow, EventRow)
-D = TypeVar("D", DlqDetail, EventDetail)
 
 
 class TriageScreen(ResponsiveLayout, FilterKeys, ActionFlow, OpsScreen, Generic[F, R, D]):

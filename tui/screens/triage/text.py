@@ -22,12 +22,7 @@ def preview_lines(preview: BulkPreview, noun: str) -> list[Text]:
     lines = [plain(f"{preview.count:,} {noun} match the filter")]
     if preview.oldest or preview.newest:
         lines.append(plain(f"created {fmt_when(preview.oldest)} … {fmt_when(preview.newest)}"))
-    for title, items in (
-        ("errors", preview.top_errors),
-        ("businesses", preview.businesses),
-        ("channels", preview.channels),
-        ("events", preview.event_names),
-    ):
+    for title, items in preview.groups():
         if items:
             line = plain(f"top {title}: ")
             for i, item in enumerate(items[:3]):

@@ -6,7 +6,7 @@ how its rows look and which kind-specific filter it offers.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -15,6 +15,7 @@ from textual.containers import Horizontal
 
 from core.snapshot import Severity, Snapshot
 from core.triage import DLQ, EVENTS, KindSpec
+from core.triage.kind import D, F, R
 from core.triage.models import DlqDetail, DlqFilter, DlqRow, EventDetail, EventFilter, EventRow
 from tui.keymap import bind
 from tui.render import age_between, fmt_age, fmt_when, plain, safe, status_text
@@ -25,10 +26,6 @@ from tui.widgets.sparkline_tile import SparkTile
 
 if TYPE_CHECKING:
     from tui.screens.triage.screen import TriageScreen
-
-F = TypeVar("F", DlqFilter, EventFilter)
-R = TypeVar("R", DlqRow, EventRow)
-D = TypeVar("D", DlqDetail, EventDetail)
 
 Column = tuple[str, str, int, int]
 """(key, label, width, shown from table width). Width 0 is the one flexible column: it takes
@@ -60,6 +57,17 @@ class KindView(Generic[F, R, D]):
         return None
 
     def row_cells(self, row: R) -> list[Text]:
+        """Id, age, the kind's two cells, tries, status, error (the order of COLUMNS)."""
+        return [
+            plain(str(row.id)),
+            plain(fmt_age(age_between(row.created_at, self.screen.now()))),
+            *self.kind_cells(row),
+            plain(str(row.retry_count)),
+            status_text(row.status, self.screen.palette),
+            safe(row.error_first_line, 120),
+        ]
+
+    def kind_cells(self, row: R) -> list[Text]:
         raise NotImplementedError
 
     def describe_row(self, row: R) -> Text:
@@ -114,9 +122,6 @@ class KindView(Generic[F, R, D]):
             header.append(" · ")
             header.append_text(last)
 
-    def _age(self, row: R) -> Text:
-        return plain(fmt_age(age_between(row.created_at, self.screen.now())))
-
 
 class DlqView(KindView[DlqFilter, DlqRow, DlqDetail]):
     SPEC = DLQ
@@ -135,19 +140,11 @@ class DlqView(KindView[DlqFilter, DlqRow, DlqDetail]):
         dlq = snapshot.dlq
         return None if dlq is None else (dlq.max_id, dlq.pending, dlq.outflow_per_hour)
 
-    def row_cells(self, row: DlqRow) -> list[Text]:
+    def kind_cells(self, row: DlqRow) -> list[Text]:
         channel = safe(row.platform, 12)
         channel.append(":")
         channel.append_text(safe(row.channel_name, 20))
-        return [
-            plain(str(row.id)),
-            self._age(row),
-            safe(row.business_name, 24),
-            channel,
-            plain(str(row.retry_count)),
-            status_text(row.status, self.screen.palette),
-            safe(row.error_first_line, 120),
-        ]
+        return [safe(row.business_name, 24), channel]
 
     def describe_row(self, row: DlqRow) -> Text:
         text = plain(f"#{row.id} ")
@@ -242,16 +239,8 @@ class EventsView(KindView[EventFilter, EventRow, EventDetail]):
         ev = snapshot.events
         return None if ev is None else (ev.max_id, ev.last_hour, ev.tallies)
 
-    def row_cells(self, row: EventRow) -> list[Text]:
-        return [
-            plain(str(row.id)),
-            self._age(row),
-            safe(row.event_name, 30),
-            safe(row.business_name, 24),
-            plain(str(row.retry_count)),
-            status_text(row.status, self.screen.palette),
-            safe(row.error_first_line, 120),
-        ]
+    def kind_cells(self, row: EventRow) -> list[Text]:
+        return [safe(row.event_name, 30), safe(row.business_name, 24)]
 
     def describe_row(self, row: EventRow) -> Text:
         text = plain(f"#{row.id} ")
