@@ -1,5 +1,6 @@
 """Dead-letter and event-failure triage: reads, summaries, state-conditional actions, bulk, redrive."""
 
+from core.triage.actions import Transition, past_tense
 from core.triage.kind import DLQ, EVENTS, SPECS, KindSpec, TriageKind
 from core.triage.models import (
     DLQ_STATUSES,
@@ -46,6 +47,8 @@ __all__ = [
     "Page",
     "Skipped",
     "Sort",
+    "Transition",
     "TriageKind",
     "TriageService",
+    "past_tense",
 ]

@@ -17,6 +17,7 @@ import asyncpg
 from core.audit import history_for
 from core.safe_text import display_text
 from core.snapshot import DlqSummary, EventSummary
+from core.triage import models as m
 from core.triage.actions import Transition, transition_for, transitions_of
 from core.triage.bulk import ProgressCallback
 from core.triage.models import (
@@ -25,12 +26,6 @@ from core.triage.models import (
     ActionResult,
     BulkPreview,
     Cursor,
-    DlqDetail,
-    DlqFilter,
-    DlqRow,
-    EventDetail,
-    EventFilter,
-    EventRow,
     Kind,
     Page,
     Sort,
@@ -40,10 +35,10 @@ from core.triage.rows import ERROR_DISPLAY_CHARS, dlq_row, event_row, render_pay
 if TYPE_CHECKING:
     from core.triage.service import TriageService
 
-F = TypeVar("F", DlqFilter, EventFilter)
-R = TypeVar("R", DlqRow, EventRow)
-D = TypeVar("D", DlqDetail, EventDetail)
-AnyFilter = DlqFilter | EventFilter
+F = TypeVar("F", m.DlqFilter, m.EventFilter)
+R = TypeVar("R", m.DlqRow, m.EventRow)
+D = TypeVar("D", m.DlqDetail, m.EventDetail)
+AnyFilter = m.DlqFilter | m.EventFilter
 RawField = Literal["payload", "error"]
 _RAW_COLUMNS: dict[str, str] = {"payload": "payload", "error": "error_message"}
 
@@ -75,13 +70,13 @@ class KindSpec(Generic[F, R, D]):
         return self.filter_type().status
 
 
-DLQ: KindSpec[DlqFilter, DlqRow, DlqDetail] = KindSpec(
+DLQ: KindSpec[m.DlqFilter, m.DlqRow, m.DlqDetail] = KindSpec(
     "dlq", "dlq", "Dead letters", "dead letters", "dead letter",
-    DlqFilter, DlqRow, DlqDetail, DLQ_STATUSES, dlq_row,
+    m.DlqFilter, m.DlqRow, m.DlqDetail, DLQ_STATUSES, dlq_row,
 )  # fmt: skip
-EVENTS: KindSpec[EventFilter, EventRow, EventDetail] = KindSpec(
+EVENTS: KindSpec[m.EventFilter, m.EventRow, m.EventDetail] = KindSpec(
     "events", "event", "Event failures", "event failures", "event failure",
-    EventFilter, EventRow, EventDetail, EVENT_STATUSES, event_row,
+    m.EventFilter, m.EventRow, m.EventDetail, EVENT_STATUSES, event_row,
 )  # fmt: skip
 SPECS: dict[str, KindSpec[Any, Any, Any]] = {"dlq": DLQ, "events": EVENTS}
 
@@ -163,5 +158,5 @@ class TriageKind(Generic[F, R, D]):
         return await self.service.event_summary()
 
 
-DlqKind = TriageKind[DlqFilter, DlqRow, DlqDetail]
-EventsKind = TriageKind[EventFilter, EventRow, EventDetail]
+DlqKind = TriageKind[m.DlqFilter, m.DlqRow, m.DlqDetail]
+EventsKind = TriageKind[m.EventFilter, m.EventRow, m.EventDetail]

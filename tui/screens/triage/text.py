@@ -9,7 +9,7 @@ from rich.text import Text
 
 from core.audit import AuditEntry
 from core.safe_text import display_text, pretty_json
-from core.triage.actions import past_tense
+from core.triage import past_tense
 from core.triage.models import ActionResult, BulkPreview, DlqDetail
 from tui.render import fmt_when, plain, safe
 from tui.widgets.text_view import FULL_VIEW_LIMIT, full_view_text

@@ -32,6 +32,19 @@ Column = tuple[str, str, int, int]
 what the others leave. Widths change only on resize, so paging never re-lays out the table."""
 
 
+def columns(first: Column, second: Column, *, status_width: int) -> tuple[Column, ...]:
+    """Id, age, the kind's two columns, tries, status, error (``KindView.row_cells`` order)."""
+    return (
+        ("id", "Id", 7, 0),
+        ("age", "Age", 6, 0),
+        first,
+        second,
+        ("retries", "Tries", 5, 150),
+        ("status", "Status", status_width, 0),
+        ("error", "Error", 0, 0),  # what went wrong is what triage reads first: it gets the room
+    )
+
+
 class KindView(Generic[F, R, D]):
     """One screen's presentation of its kind (one instance per screen)."""
 
@@ -125,15 +138,7 @@ class KindView(Generic[F, R, D]):
 
 class DlqView(KindView[DlqFilter, DlqRow, DlqDetail]):
     SPEC = DLQ
-    COLUMNS = (
-        ("id", "Id", 7, 0),
-        ("age", "Age", 6, 0),
-        ("business", "Business", 14, 0),
-        ("channel", "Channel", 18, 110),
-        ("retries", "Tries", 5, 150),
-        ("status", "Status", 11, 0),
-        ("error", "Error", 0, 0),  # what went wrong is what triage reads first: it gets the room
-    )
+    COLUMNS = columns(("business", "Business", 14, 0), ("channel", "Channel", 18, 110), status_width=11)
     FILTER_BINDINGS = [bind("dlq.channel", "c", "filter_channel", "Channel", show=False)]
 
     def summary_key(self, snapshot: Snapshot) -> object:
@@ -176,15 +181,7 @@ class DlqView(KindView[DlqFilter, DlqRow, DlqDetail]):
 
 class EventsView(KindView[EventFilter, EventRow, EventDetail]):
     SPEC = EVENTS
-    COLUMNS = (
-        ("id", "Id", 7, 0),
-        ("age", "Age", 6, 0),
-        ("event", "Event", 16, 0),
-        ("business", "Business", 14, 110),
-        ("retries", "Tries", 5, 150),
-        ("status", "Status", 10, 0),
-        ("error", "Error", 0, 0),
-    )
+    COLUMNS = columns(("event", "Event", 16, 0), ("business", "Business", 14, 110), status_width=10)
     FILTER_BINDINGS = [bind("events.event_name", "e", "filter_event", "Event name", show=False)]
 
     def __init__(self, screen: TriageScreen[EventFilter, EventRow, EventDetail]) -> None:
