@@ -33,15 +33,18 @@ class FilterKeys:
         all_matching: bool
         business_label: str | None
         focused: Any
-        table: Any
+
+        @property
+        def table(self) -> Any: ...
+        @property
+        def filter_bar(self) -> FilterBar: ...
 
         @property
         def stacked_short(self) -> bool: ...
         @property
         def singular(self) -> str: ...
-        def query_one(self, selector: Any, expect_type: Any = None) -> Any: ...
-        def has_class(self, *names: str) -> bool: ...
-        def remove_class(self, *names: str) -> Any: ...
+        def has_class(self, *class_names: str) -> bool: ...
+        def remove_class(self, *class_names: str, update: bool = True) -> Any: ...
         def current_id(self) -> int | None: ...
         def load_page(self, cursor: Any, *, to_end: bool = False, keep_cursor: bool = False) -> Any: ...
         def _render_page(
@@ -65,7 +68,7 @@ class FilterKeys:
         self.load_page(None)
 
     def action_search(self) -> None:
-        self.query_one(FilterBar).focus_search()
+        self.filter_bar.focus_search()
 
     def on_filter_bar_search_submitted(self, message: FilterBar.SearchSubmitted) -> None:
         self.set_filter(replace(self.filter, text=message.text or None))
@@ -82,7 +85,7 @@ class FilterKeys:
         self.load_page(None)
 
     def action_clear_filter(self) -> None:
-        self.query_one(FilterBar).set_text("")
+        self.filter_bar.set_text("")
         self.set_filter(self.kind.spec.filter_type())
 
     def action_filter_business(self) -> None:

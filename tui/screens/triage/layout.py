@@ -35,14 +35,16 @@ class ResponsiveLayout:
     columns: tuple[tuple[str, str, int], ...]
     """The columns shown now: (key, label, width)."""
     _shown: tuple[int, ...]
-    app: Any
-    table: PagedTable
-    view: Any
 
     if TYPE_CHECKING:  # supplied by the screen
+        app: Any
+        view: Any
 
-        def has_class(self, *names: str) -> bool: ...
-        def toggle_class(self, *names: str) -> Any: ...
+        @property
+        def table(self) -> PagedTable: ...
+
+        def has_class(self, *class_names: str) -> bool: ...
+        def toggle_class(self, *class_names: str) -> Any: ...
         def _render_page(
             self, *, keep_cursor: bool = False, to_end: bool = False, at: str | None = None
         ) -> None: ...

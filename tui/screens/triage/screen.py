@@ -50,8 +50,8 @@ class TriageScreen(ResponsiveLayout, FilterKeys, ActionFlow, OpsScreen, Generic[
     """Built per kind by :func:`triage_screen`, which sets ``VIEW`` and the bindings."""
 
     VIEW: ClassVar[type[KindView[Any, Any, Any]]]
-    HORIZONTAL_BREAKPOINTS: ClassVar[list[tuple[int, str]] | None] = HORIZONTAL_BREAKPOINTS
-    VERTICAL_BREAKPOINTS: ClassVar[list[tuple[int, str]] | None] = VERTICAL_BREAKPOINTS
+    HORIZONTAL_BREAKPOINTS = HORIZONTAL_BREAKPOINTS
+    VERTICAL_BREAKPOINTS = VERTICAL_BREAKPOINTS
 
     def __init__(self) -> None:
         super().__init__()
@@ -75,7 +75,8 @@ class TriageScreen(ResponsiveLayout, FilterKeys, ActionFlow, OpsScreen, Generic[
     @property
     def triage(self) -> TriageService:
         """The one way this screen reaches the triage service."""
-        return self.ops.monitor.triage
+        service: TriageService = self.ops.monitor.triage
+        return service
 
     @property
     def kind(self) -> TriageKind[F, R, D]:
@@ -92,6 +93,10 @@ class TriageScreen(ResponsiveLayout, FilterKeys, ActionFlow, OpsScreen, Generic[
     @property
     def table(self) -> PagedTable:
         return self.query_one("#triage-table", PagedTable)
+
+    @property
+    def filter_bar(self) -> FilterBar:
+        return self.query_one(FilterBar)
 
     # -- layout and loading ----------------------------------------------------------------------
 
@@ -202,7 +207,7 @@ class TriageScreen(ResponsiveLayout, FilterKeys, ActionFlow, OpsScreen, Generic[
 
     def _cells(self, row: R) -> list[Text]:
         mark = "■" if (self.all_matching or row.id in self.selected) else " "
-        cells = self.view.row_cells(row)
+        cells: list[Text] = self.view.row_cells(row)
         return [plain(mark), *(cells[i] for i in self._shown)]
 
     def _show_summary(self) -> None:
@@ -223,7 +228,7 @@ class TriageScreen(ResponsiveLayout, FilterKeys, ActionFlow, OpsScreen, Generic[
         self.query_one("#triage-summary", Static).update(text, layout=False)
 
     def _show_filter(self) -> None:
-        self.query_one(FilterBar).show(self.view.filter_summary())
+        self.filter_bar.show(self.view.filter_summary())
 
     def on_paged_table_page_requested(self, message: PagedTable.PageRequested) -> None:
         page = self.page

@@ -54,7 +54,7 @@ class KindView(Generic[F, R, D]):
     """Kind-specific filter keys (before the common triage keys)."""
 
     def __init__(self, screen: TriageScreen[F, R, D]) -> None:
-        self.screen = screen
+        self.screen: TriageScreen[F, R, D] = screen
 
     def compose_extra(self) -> ComposeResult:
         yield from ()
