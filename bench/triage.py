@@ -259,7 +259,7 @@ async def measure_reads(
 
     async def page_case(name: str, kind: str, where: Any, cursor: Cursor | None, target: str) -> None:
         """One page read through the service against the same SQL (page + exact count) run bare."""
-        read = svc.list_dlq if kind == "dlq" else svc.list_events
+        read = svc.kind("dlq" if kind == "dlq" else "events").list
         statements = [page_sql(tables, kind, where, Sort.NEWEST, cursor, 51), count_sql(tables, kind, where)]
         await case(name, lambda: read(where, Sort.NEWEST, cursor, 50), statements, target)
 
@@ -267,7 +267,7 @@ async def measure_reads(
     await page_case(
         "DLQ first page (50 rows + exact count), pending, newest first", "dlq", first, None, "<= 20 ms"
     )
-    nxt = (await svc.list_dlq(first, Sort.NEWEST, None, 50)).next_cursor
+    nxt = (await svc.kind("dlq").list(first, Sort.NEWEST, None, 50)).next_cursor
     pages: list[tuple[str, str, Any, Cursor | None, str]] = [
         ("DLQ next page (keyset cursor)", "dlq", first, nxt, "<= 20 ms"),
         ("DLQ filtered page: pending + text 'undeliverable' (~19k matches)", "dlq",
@@ -298,9 +298,9 @@ async def measure_reads(
 async def measure_bulk(svc: TriageService, conn: asyncpg.Connection, tables: AppTables) -> list[str]:
     lines: list[str] = []
     window = DlqFilter(min_age_s=0, max_age_s=36 * DAY)
-    count = await svc.preview_dlq(window)
+    count = await svc.kind("dlq").preview(window)
     started = time.perf_counter()
-    result = await svc.bulk_dlq("retry", window)
+    result = await svc.kind("dlq").bulk(window, "retry")
     elapsed = time.perf_counter() - started
     lines.append(
         "| opswatch bulk retry by filter (pending, created within 36 days), "

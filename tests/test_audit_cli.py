@@ -57,8 +57,8 @@ async def test_skipped_audit_rows_record_the_ids(db_dsn: str, dlq_ids: list[int]
     db = Database(db_dsn)
     try:
         svc = TriageService(db, triage_config(), actor="bob")
-        await svc.abandon_dlq([dlq_ids[0]], reason="x")
-        again = await svc.abandon_dlq([dlq_ids[0], 999_999], reason="y")
+        await svc.kind("dlq").act("abandon", [dlq_ids[0]], reason="x")
+        again = await svc.kind("dlq").act("abandon", [dlq_ids[0], 999_999], reason="y")
         assert again.applied == ()
         [entry, _] = await read_audit(db, target_kind="dlq")
         assert (entry.outcome, entry.target_ids) == ("skipped", (dlq_ids[0], 999_999))

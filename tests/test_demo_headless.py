@@ -44,10 +44,10 @@ async def _retry_one_dead_letter(dsn: str) -> int:
     try:
         service = TriageService(db, default_config(), actor="test@ci")
         for _ in range(50):
-            page = await service.list_dlq(DlqFilter(), limit=1)
+            page = await service.kind("dlq").list(DlqFilter(), limit=1)
             if page.rows:
                 target = page.rows[0].id
-                result = await service.retry_dlq([target])
+                result = await service.kind("dlq").act("retry", [target])
                 assert result.applied == (target,), result
                 return target
             await asyncio.sleep(0.2)

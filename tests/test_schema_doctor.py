@@ -74,15 +74,15 @@ async def test_triage_reads_work_without_channel_name_and_platform(
     db = Database(fresh_db_dsn, PoolSettings(min_size=1, max_size=2))
     try:
         svc = TriageService(db, _config(fresh_db_dsn), actor="ops")
-        page = await svc.list_dlq(DlqFilter())
+        page = await svc.kind("dlq").list(DlqFilter())
         assert page.total == 3
         by_id = {r.id: r for r in page.rows}
         assert (by_id[variant["d1"]].channel_name, by_id[variant["d1"]].platform) == (f"#{variant['c1']}", "")
         assert by_id[variant["d3"]].business_name == "[red]Shop B[/red]"  # businesses still joined
-        assert (await svc.list_dlq(DlqFilter(channel_id=variant["c3"]))).total == 1
-        detail = await svc.dlq_detail(variant["d1"])
+        assert (await svc.kind("dlq").list(DlqFilter(channel_id=variant["c3"]))).total == 1
+        detail = await svc.kind("dlq").detail(variant["d1"])
         assert detail is not None and detail.row.channel_name == f"#{variant['c1']}"
-        preview = await svc.preview_dlq(DlqFilter())
+        preview = await svc.kind("dlq").preview(DlqFilter())
         assert {c.key for c in preview.channels} == {f"#{variant['c1']}", f"#{variant['c3']}"}
         summary = await svc.dlq_summary()
         assert {(c.key, c.id, c.count) for c in summary.by_channel} == {
@@ -109,7 +109,7 @@ async def test_a_mapped_column_is_used_and_no_longer_reported(
     db = Database(fresh_db_dsn, PoolSettings(min_size=1, max_size=2))
     try:
         svc = TriageService(db, config, actor="ops")
-        row = (await svc.list_dlq(DlqFilter(channel_id=variant["c1"]))).rows[0]
+        row = (await svc.kind("dlq").list(DlqFilter(channel_id=variant["c1"]))).rows[0]
         assert (row.channel_name, row.platform) == (f"#{variant['c1']}", "whatsapp")
         report = await svc.schema_report()
         assert [p.key for p in report.problems] == ["database.columns.social_channels.name"]
@@ -197,7 +197,7 @@ async def test_a_missing_channels_table_degrades_to_ids(fresh_db_dsn: str, varia
     db = Database(fresh_db_dsn, PoolSettings(min_size=1, max_size=2))
     try:
         svc = TriageService(db, config, actor="ops")
-        rows = (await svc.list_dlq(DlqFilter())).rows
+        rows = (await svc.kind("dlq").list(DlqFilter())).rows
         assert {r.channel_name for r in rows} == {f"#{variant['c1']}", f"#{variant['c3']}"}
         report = await svc.schema_report()
         assert report.status is SchemaStatus.DEGRADED

@@ -41,7 +41,7 @@ async def test_dlq_retry_changes_row_resets_message_and_audits(
 ) -> None:
     async with database.acquire() as conn:
         ids = await add_dlq(conn, 2, business_id=base["b1"], channel_id=base["c1"])
-    result = await svc.retry_dlq([ids[0]], note="customer asked")
+    result = await svc.kind("dlq").act("retry", [ids[0]], reason="customer asked")
     assert result.applied == (ids[0],) and result.skipped == () and result.failed == ()
     assert result.counts == "1 applied, 0 skipped, 0 failed"
     row = await database.fetchrow(
@@ -72,15 +72,15 @@ async def test_every_dlq_transition_and_its_audit(
 ) -> None:
     async with database.acquire() as conn:
         a, b, c = await add_dlq(conn, 3, business_id=base["b1"], channel_id=base["c1"])
-    assert (await svc.abandon_dlq([a], reason="number is invalid")).applied == (a,)
+    assert (await svc.kind("dlq").act("abandon", [a], reason="number is invalid")).applied == (a,)
     assert await _status(database, "dead_letter_messages", a) == ("abandoned", 0)
-    assert (await svc.resolve_dlq([b], note="sent by hand")).applied == (b,)
+    assert (await svc.kind("dlq").act("resolve", [b], reason="sent by hand")).applied == (b,)
     assert await _status(database, "dead_letter_messages", b) == ("resolved", 0)
-    assert (await svc.reopen_dlq([a], note="try again")).applied == (a,)
+    assert (await svc.kind("dlq").act("reopen", [a], reason="try again")).applied == (a,)
     row = await database.fetchrow("SELECT status, resolved_at FROM dead_letter_messages WHERE id = $1", a)
     assert row is not None and (row["status"], row["resolved_at"]) == ("pending", None)
-    await svc.retry_dlq([c])
-    assert (await svc.resolve_dlq([c])).applied == (c,)  # retried -> resolved
+    await svc.kind("dlq").act("retry", [c])
+    assert (await svc.kind("dlq").act("resolve", [c])).applied == (c,)  # retried -> resolved
     entries = await read_audit(database, target_kind="dlq")
     seen = [(e.action, e.target_ids, e.reason, (e.detail or {}).get("from")) for e in reversed(entries)]
     assert seen == [
@@ -98,13 +98,13 @@ async def test_event_transitions_and_audit(
 ) -> None:
     async with database.acquire() as conn:
         a, b = await add_events(conn, 2, business_id=base["b1"])
-    result = await svc.retry_events([a, b])
+    result = await svc.kind("events").act("retry", [a, b])
     assert result.applied == (a, b)
     assert await _status(database, "event_failures", a) == ("retrying", 1)
-    assert (await svc.resolve_events([a], note="fixed")).applied == (a,)
+    assert (await svc.kind("events").act("resolve", [a], reason="fixed")).applied == (a,)
     row = await database.fetchrow("SELECT status, resolved_at FROM event_failures WHERE id = $1", a)
     assert row is not None and row["status"] == "resolved" and row["resolved_at"] is not None
-    again = await svc.retry_events([a])
+    again = await svc.kind("events").act("retry", [a])
     assert again.applied == () and [(s.id, s.reason, s.by) for s in again.skipped] == [
         (a, "already resolved", ACTOR)
     ]
@@ -123,8 +123,8 @@ async def test_skipped_says_who_handled_it(database: Database, base: dict[str, i
         [row_id] = await add_dlq(conn, 1, business_id=base["b1"], channel_id=base["c1"])
     bob = TriageService(database, triage_config(), actor="bob@desk")
     carol = TriageService(database, triage_config(), actor="carol@desk")
-    assert (await bob.retry_dlq([row_id])).applied == (row_id,)
-    second = await carol.retry_dlq([row_id, 999_999])
+    assert (await bob.kind("dlq").act("retry", [row_id])).applied == (row_id,)
+    second = await carol.kind("dlq").act("retry", [row_id, 999_999])
     assert second.applied == ()
     assert [(s.id, s.reason, s.by) for s in second.skipped] == [
         (row_id, "already retried", "bob@desk"),
@@ -134,7 +134,7 @@ async def test_skipped_says_who_handled_it(database: Database, base: dict[str, i
     assert await _status(database, "dead_letter_messages", row_id) == ("retried", 1)
     # a change made outside opswatch has no audited author
     await database.execute("UPDATE dead_letter_messages SET status = 'resolved' WHERE id = $1", row_id)
-    third = await carol.reopen_dlq([row_id])
+    third = await carol.kind("dlq").act("reopen", [row_id])
     assert [(s.reason, s.by) for s in third.skipped] == [("already resolved", None)]
 
 
@@ -144,21 +144,21 @@ async def test_bad_input_changes_nothing(
     async with database.acquire() as conn:
         [row_id] = await add_dlq(conn, 1, business_id=base["b1"], channel_id=base["c1"])
     with pytest.raises(ValueError, match="reason is required"):
-        await svc.abandon_dlq([row_id], reason="   ")
+        await svc.kind("dlq").act("abandon", [row_id], reason="   ")
     with pytest.raises(ValueError, match="not a row id"):
-        await svc.retry_dlq(["12a"])  # type: ignore[list-item]
+        await svc.kind("dlq").act("retry", ["12a"])  # type: ignore[list-item]
     with pytest.raises(ValueError, match="not a row id"):
-        await svc.retry_dlq([-3])
+        await svc.kind("dlq").act("retry", [-3])
     with pytest.raises(ValueError, match="no ids"):
-        await svc.retry_dlq([])
+        await svc.kind("dlq").act("retry", [])
     with pytest.raises(ValueError, match="conflicting filters"):
-        await svc.bulk_dlq("retry", DlqFilter(status=("abandoned",)))
+        await svc.kind("dlq").bulk(DlqFilter(status=("abandoned",)), "retry")
     with pytest.raises(ValueError, match="conflicting filters"):
-        await svc.list_dlq(DlqFilter(min_age_s=7200, max_age_s=3600))
+        await svc.kind("dlq").list(DlqFilter(min_age_s=7200, max_age_s=3600))
     with pytest.raises(ValueError, match="unknown DLQ status"):
-        await svc.list_dlq(DlqFilter(status=("pendng",)))
+        await svc.kind("dlq").list(DlqFilter(status=("pendng",)))
     with pytest.raises(ValueError, match="unknown dlq action"):
-        await svc.bulk_dlq("explode", DlqFilter())
+        await svc.kind("dlq").bulk(DlqFilter(), "explode")
     assert await _status(database, "dead_letter_messages", row_id) == ("pending", 0)
     assert await read_audit(database) == []
 
@@ -169,14 +169,14 @@ async def test_read_only_refuses_every_mutation(database: Database, base: dict[s
         [event_id] = await add_events(conn, 1, business_id=base["b1"])
     ro = TriageService(database, triage_config(), actor=ACTOR, read_only=True)
     calls = [
-        ro.retry_dlq([row_id]),
-        ro.abandon_dlq([row_id], "x"),
-        ro.resolve_dlq([row_id]),
-        ro.reopen_dlq([row_id]),
-        ro.retry_events([event_id]),
-        ro.resolve_events([event_id]),
-        ro.bulk_dlq("retry", DlqFilter()),
-        ro.bulk_events("resolve", EventFilter()),
+        ro.kind("dlq").act("retry", [row_id]),
+        ro.kind("dlq").act("abandon", [row_id], "x"),
+        ro.kind("dlq").act("resolve", [row_id]),
+        ro.kind("dlq").act("reopen", [row_id]),
+        ro.kind("events").act("retry", [event_id]),
+        ro.kind("events").act("resolve", [event_id]),
+        ro.kind("dlq").bulk(DlqFilter(), "retry"),
+        ro.kind("events").bulk(EventFilter(), "resolve"),
     ]
     for call in calls:
         with pytest.raises(ReadOnlyError, match="read-only mode"):
@@ -185,8 +185,8 @@ async def test_read_only_refuses_every_mutation(database: Database, base: dict[s
     assert await _status(database, "event_failures", event_id) == ("failed", 0)
     assert await read_audit(database) == []
     # reads still work
-    assert (await ro.list_dlq(DlqFilter())).total == 1
-    assert (await ro.dlq_detail(row_id)) is not None
+    assert (await ro.kind("dlq").list(DlqFilter())).total == 1
+    assert (await ro.kind("dlq").detail(row_id)) is not None
 
 
 # --------------------------------------------------------------------------- reads
@@ -200,28 +200,28 @@ async def test_keyset_pages_forward_and_back(
         for i in range(7):
             ids += await add_dlq(conn, 1, business_id=base["b1"], channel_id=base["c1"], age_s=1000 - i * 10)
     newest_first = list(reversed(ids))
-    p1 = await svc.list_dlq(DlqFilter(), limit=3)
+    p1 = await svc.kind("dlq").list(DlqFilter(), limit=3)
     assert [r.id for r in p1.rows] == newest_first[:3] and p1.total == 7
     assert p1.prev_cursor is None and p1.next_cursor is not None
-    p2 = await svc.list_dlq(DlqFilter(), cursor=p1.next_cursor, limit=3)
+    p2 = await svc.kind("dlq").list(DlqFilter(), cursor=p1.next_cursor, limit=3)
     assert [r.id for r in p2.rows] == newest_first[3:6]
-    p3 = await svc.list_dlq(DlqFilter(), cursor=p2.next_cursor, limit=3)
+    p3 = await svc.kind("dlq").list(DlqFilter(), cursor=p2.next_cursor, limit=3)
     assert [r.id for r in p3.rows] == newest_first[6:] and p3.next_cursor is None
     assert p3.prev_cursor is not None
-    back = await svc.list_dlq(DlqFilter(), cursor=p3.prev_cursor, limit=3)
+    back = await svc.kind("dlq").list(DlqFilter(), cursor=p3.prev_cursor, limit=3)
     assert [r.id for r in back.rows] == newest_first[3:6]
     assert back.prev_cursor is not None
-    first = await svc.list_dlq(DlqFilter(), cursor=back.prev_cursor, limit=3)
+    first = await svc.kind("dlq").list(DlqFilter(), cursor=back.prev_cursor, limit=3)
     assert [r.id for r in first.rows] == newest_first[:3] and first.prev_cursor is None
     # cursors survive an encode/decode round trip (CLI --cursor)
     token = p1.next_cursor.encode()
     assert Cursor.decode(token) == p1.next_cursor
     with pytest.raises(ValueError, match="invalid cursor"):
         Cursor.decode("garbage!")
-    oldest = await svc.list_dlq(DlqFilter(), Sort.OLDEST, limit=2)
+    oldest = await svc.kind("dlq").list(DlqFilter(), Sort.OLDEST, limit=2)
     assert [r.id for r in oldest.rows] == ids[:2]
     with pytest.raises(ValueError, match="another sort"):
-        await svc.list_dlq(DlqFilter(), Sort.NEWEST, cursor=oldest.next_cursor)
+        await svc.kind("dlq").list(DlqFilter(), Sort.NEWEST, cursor=oldest.next_cursor)
 
 
 async def test_filters_and_sorts(database: Database, base: dict[str, int], svc: TriageService) -> None:
@@ -237,18 +237,18 @@ async def test_filters_and_sorts(database: Database, base: dict[str, int], svc: 
             retry_count=2,
         )
         ig = await add_dlq(conn, 1, business_id=base["b1"], channel_id=base["c2"], status="abandoned")
-    assert (await svc.list_dlq(DlqFilter(business_id=base["b2"]))).total == 3
-    assert (await svc.list_dlq(DlqFilter(channel_id=base["c1"]))).total == 2
-    assert (await svc.list_dlq(DlqFilter(text="RATE LIMIT"))).total == 3
-    assert (await svc.list_dlq(DlqFilter(text="100%_d"))).total == 3  # % and _ are literal
-    assert (await svc.list_dlq(DlqFilter(text="10%"))).total == 0
-    assert (await svc.list_dlq(DlqFilter(min_age_s=3600))).total == 2
-    assert (await svc.list_dlq(DlqFilter(max_age_s=3600))).total == 3
-    assert (await svc.list_dlq(DlqFilter(status=()))).total == 6
-    assert [r.id for r in (await svc.list_dlq(DlqFilter(status=("abandoned",)))).rows] == ig
-    by_retries = await svc.list_dlq(DlqFilter(), Sort.MOST_RETRIES, limit=3)
+    assert (await svc.kind("dlq").list(DlqFilter(business_id=base["b2"]))).total == 3
+    assert (await svc.kind("dlq").list(DlqFilter(channel_id=base["c1"]))).total == 2
+    assert (await svc.kind("dlq").list(DlqFilter(text="RATE LIMIT"))).total == 3
+    assert (await svc.kind("dlq").list(DlqFilter(text="100%_d"))).total == 3  # % and _ are literal
+    assert (await svc.kind("dlq").list(DlqFilter(text="10%"))).total == 0
+    assert (await svc.kind("dlq").list(DlqFilter(min_age_s=3600))).total == 2
+    assert (await svc.kind("dlq").list(DlqFilter(max_age_s=3600))).total == 3
+    assert (await svc.kind("dlq").list(DlqFilter(status=()))).total == 6
+    assert [r.id for r in (await svc.kind("dlq").list(DlqFilter(status=("abandoned",)))).rows] == ig
+    by_retries = await svc.kind("dlq").list(DlqFilter(), Sort.MOST_RETRIES, limit=3)
     assert [r.id for r in by_retries.rows] == sorted(rate, reverse=True)
-    page2 = await svc.list_dlq(DlqFilter(), Sort.MOST_RETRIES, cursor=by_retries.next_cursor, limit=3)
+    page2 = await svc.kind("dlq").list(DlqFilter(), Sort.MOST_RETRIES, cursor=by_retries.next_cursor, limit=3)
     assert [r.id for r in page2.rows] == sorted(old, reverse=True)
     row = by_retries.rows[0]
     assert (
@@ -256,7 +256,7 @@ async def test_filters_and_sorts(database: Database, base: dict[str, int], svc: 
     )
     assert row.retry_count == 2 and row.error_first_line.startswith("(#130429)")
     assert row.created_at.tzinfo is not None
-    events = await svc.list_events(EventFilter())
+    events = await svc.kind("events").list(EventFilter())
     assert events.total == 0
 
 
@@ -288,43 +288,43 @@ async def test_hostile_data_is_stored_as_is_and_read_safely(
         stored = await conn.fetchval("SELECT error_message FROM dead_letter_messages WHERE id = $1", not_json)
     assert stored == hostile_error  # as-is in the database
 
-    page = await svc.list_dlq(DlqFilter(), limit=10)
+    page = await svc.kind("dlq").list(DlqFilter(), limit=10)
     row = next(r for r in page.rows if r.id == not_json)
     assert "\x1b" not in row.error_first_line and "\x9b" not in row.error_first_line
     assert "\u202e" not in row.error_first_line and "second line" not in row.error_first_line
     assert "[red]boom[/red]" in row.error_first_line  # markup stays literal text (UI renders it as Text)
 
-    detail = await svc.dlq_detail(not_json)
+    detail = await svc.kind("dlq").detail(not_json)
     assert detail is not None
     assert "second line" in detail.error_message and "\x1b" not in detail.error_message
     assert detail.payload_pretty.startswith("(not valid JSON)") and '{"broken": ' in detail.payload_pretty
     assert not detail.payload_truncated
 
-    d_nested = await svc.dlq_detail(nested)
+    d_nested = await svc.kind("dlq").detail(nested)
     assert d_nested is not None and "JSON text stored as a JSON string" in d_nested.payload_pretty
     assert "\x1b" not in d_nested.payload_pretty and '"to"' in d_nested.payload_pretty
 
-    d_big = await svc.dlq_detail(big)
+    d_big = await svc.kind("dlq").detail(big)
     assert d_big is not None and d_big.payload_truncated
     assert len(d_big.payload_pretty) <= 50_000 and d_big.payload_bytes > 10 * 1024 * 1024
-    raw = await svc.raw_payload("dlq", big)
+    raw = await svc.kind("dlq").raw(big, "payload")
     assert json.loads(raw) == json.loads(huge)
-    assert await svc.raw_error("dlq", not_json) == hostile_error
+    assert await svc.kind("dlq").raw(not_json, "error") == hostile_error
     # the preview's error classes drop CSI sequences before folding digits ("\x1b[2J" is not "NJ")
-    preview_keys = [c.key for c in (await svc.preview_dlq(DlqFilter(status=()))).top_errors]
+    preview_keys = [c.key for c in (await svc.kind("dlq").preview(DlqFilter(status=()))).top_errors]
     assert any(k.startswith("[red]boom[/red] ") and "m" not in k[15:17] for k in preview_keys), preview_keys
     with pytest.raises(ValueError, match="not found"):
-        await svc.raw_payload("dlq", 987654)
-    assert await svc.dlq_detail(987654) is None
+        await svc.kind("dlq").raw(987654, "payload")
+    assert await svc.kind("dlq").detail(987654) is None
 
 
 async def test_detail_includes_history(database: Database, base: dict[str, int], svc: TriageService) -> None:
     async with database.acquire() as conn:
         ids = await add_dlq(conn, 3, business_id=base["b1"], channel_id=base["c1"])
         [event_id] = await add_events(conn, 1, business_id=base["b1"])
-    await svc.retry_dlq(ids, note="batch")
-    await svc.reopen_dlq([ids[1]], note="still failing")
-    detail = await svc.dlq_detail(ids[1])
+    await svc.kind("dlq").act("retry", ids, reason="batch")
+    await svc.kind("dlq").act("reopen", [ids[1]], reason="still failing")
+    detail = await svc.kind("dlq").detail(ids[1])
     assert detail is not None
     history = [(h.action, h.actor, h.from_state, h.reason, h.outcome, h.target_ids) for h in detail.history]
     assert history == [
@@ -332,8 +332,8 @@ async def test_detail_includes_history(database: Database, base: dict[str, int],
         ("dlq.retry", ACTOR, "pending", "batch", "applied", (ids[1],)),
     ]
     assert detail.history[1].detail is not None and detail.history[1].detail["batch_rows"] == 3
-    await svc.resolve_events([event_id])
-    ev = await svc.event_detail(event_id)
+    await svc.kind("events").act("resolve", [event_id])
+    ev = await svc.kind("events").detail(event_id)
     assert ev is not None and [h.action for h in ev.history] == ["events.resolve"]
     assert ev.error_stack.startswith("TypeError") and "events.js" in ev.error_stack
     assert '"saleId": 1' in ev.payload_pretty
@@ -363,7 +363,7 @@ async def test_summaries_preview_and_latest_ids(
             age_s=5 * 3600 + 60,
         )
         last_event = (await add_events(conn, 1, business_id=base["b1"], age_s=30 * 3600))[0]
-    await svc.resolve_dlq([p[0]])
+    await svc.kind("dlq").act("resolve", [p[0]])
     s = await svc.dlq_summary()
     assert s.pending == 5 and s.inflow_per_hour == 2 and s.outflow_per_hour == 1
     assert s.oldest_pending_age_s is not None and 4990 < s.oldest_pending_age_s < 5100
@@ -380,18 +380,19 @@ async def test_summaries_preview_and_latest_ids(
     d_max, e_max = await svc.latest_ids()
     assert d_max == s.max_id and e_max == last_event
 
-    preview = await svc.preview_dlq(DlqFilter())
+    preview = await svc.kind("dlq").preview(DlqFilter())
     assert preview.count == 5 and preview.oldest is not None and preview.newest is not None
     assert preview.oldest < preview.newest
     assert preview.top_errors[0].count == 3
     assert any("Session has expired N" in c.key for c in preview.top_errors)  # digits folded into classes
     assert [c.count for c in preview.businesses] == [3, 2] and "Shop A" in preview.businesses[0].key
     assert len(preview.channels) == 2
-    reopenable = await svc.preview_dlq(DlqFilter(status=()), action="reopen")  # any -> its from-states
+    # any -> its from-states
+    reopenable = await svc.kind("dlq").preview(DlqFilter(status=()), action="reopen")
     assert reopenable.count == 1
     with pytest.raises(ValueError, match="conflicting filters"):
-        await svc.preview_dlq(DlqFilter(status=("resolved",)), action="retry")
-    ev_preview = await svc.preview_events(EventFilter(status=()))
+        await svc.kind("dlq").preview(DlqFilter(status=("resolved",)), action="retry")
+    ev_preview = await svc.kind("events").preview(EventFilter(status=()))
     assert ev_preview.count == 6 and [c.key for c in ev_preview.event_names] == [
         "sale.completed",
         "stock.updated",

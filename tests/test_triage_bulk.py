@@ -36,7 +36,9 @@ async def test_two_operators_bulk_retry_same_rows_exactly_once(
     cfg = triage_config(batch_size=100)
     alice = TriageService(database, cfg, actor="alice")
     bob = TriageService(second_db, cfg, actor="bob")
-    a, b = await asyncio.gather(alice.bulk_dlq("retry", DlqFilter()), bob.bulk_dlq("retry", DlqFilter()))
+    a, b = await asyncio.gather(
+        alice.kind("dlq").bulk(DlqFilter(), "retry"), bob.kind("dlq").bulk(DlqFilter(), "retry")
+    )
     applied_a, applied_b = set(a.applied), set(b.applied)
     assert not applied_a & applied_b
     assert applied_a | applied_b == set(ids)
@@ -65,8 +67,8 @@ async def test_bulk_beyond_a_page_with_progress_and_summary_audit(
     async def progress(p: BulkProgress) -> None:
         seen.append(p)
 
-    result = await svc.bulk_dlq(
-        "abandon", DlqFilter(business_id=base["b1"]), reason="campaign cancelled", progress=progress
+    result = await svc.kind("dlq").bulk(
+        DlqFilter(business_id=base["b1"]), "abandon", reason="campaign cancelled", progress=progress
     )
     assert sorted(result.applied) == ids and result.all_applied and result.batches == 5
     assert seen[0] == BulkProgress(0, 250, 0, 0, 0) and seen[-1] == BulkProgress(250, 250, 250, 0, 0)
@@ -91,7 +93,7 @@ async def test_bulk_beyond_a_page_with_progress_and_summary_audit(
     assert len(batches) == 5 and all(e.reason == "campaign cancelled" for e in batches)
     assert {e.detail["bulk_id"] for e in batches if e.detail} == {summary.detail["bulk_id"]}
     with pytest.raises(ValueError, match="reason is required"):
-        await svc.bulk_dlq("abandon", DlqFilter(), reason="")
+        await svc.kind("dlq").bulk(DlqFilter(), "abandon", reason="")
 
 
 async def test_cancellation_mid_bulk_leaves_consistent_state(
@@ -106,7 +108,7 @@ async def test_cancellation_mid_bulk_leaves_consistent_state(
         if p.done >= 150:
             cancel.set()
 
-    result = await svc.bulk_dlq("retry", DlqFilter(), progress=progress, cancel=cancel)
+    result = await svc.kind("dlq").bulk(DlqFilter(), "retry", progress=progress, cancel=cancel)
     assert result.cancelled and len(result.applied) == 150 and result.counts.endswith("(cancelled)")
     rows = await database.fetch(
         "SELECT status, retry_count, count(*) AS n FROM dead_letter_messages GROUP BY 1, 2 ORDER BY 1"
@@ -122,7 +124,7 @@ async def test_cancellation_mid_bulk_leaves_consistent_state(
     summary = (await read_audit(database, target_kind="dlq"))[0]
     assert summary.detail is not None and summary.detail["cancelled"] is True and summary.outcome == "partial"
     # the rest can be finished later
-    rest = await svc.bulk_dlq("retry", DlqFilter())
+    rest = await svc.kind("dlq").bulk(DlqFilter(), "retry")
     assert len(rest.applied) == 350 and not rest.cancelled
 
 
@@ -133,7 +135,8 @@ async def test_rate_limit_paces_redrives_and_cancel_interrupts_the_wait(
         await add_events(conn, 30, business_id=base["b1"])
     svc = TriageService(database, triage_config(batch_size=500), actor="ops")
     started = time.monotonic()
-    result = await svc.bulk_events("retry", EventFilter(), rate_limit=20.0)  # batches of 20 rows: at 0 s, 1 s
+    # batches of 20 rows: at 0 s, 1 s
+    result = await svc.kind("events").bulk(EventFilter(), "retry", rate_limit=20.0)
     elapsed = time.monotonic() - started
     assert len(result.applied) == 30 and result.batches == 2
     assert 0.9 <= elapsed < 2.5
@@ -143,6 +146,6 @@ async def test_rate_limit_paces_redrives_and_cancel_interrupts_the_wait(
     cancel = asyncio.Event()
     asyncio.get_running_loop().call_later(0.3, cancel.set)
     started = time.monotonic()
-    result = await svc.bulk_events("retry", EventFilter(), rate_limit=10.0, cancel=cancel)
+    result = await svc.kind("events").bulk(EventFilter(), "retry", rate_limit=10.0, cancel=cancel)
     assert result.cancelled and len(result.applied) == 10
     assert time.monotonic() - started < 0.9

@@ -48,7 +48,7 @@ async def test_install_notify_sends_one_notification_per_statement(db: Database,
             "count": 3,
             "max_id": ids[-1],
         }
-        await TriageService(db, config, actor="ops").bulk_dlq("retry", DlqFilter())
+        await TriageService(db, config, actor="ops").kind("dlq").bulk(DlqFilter(), "retry")
         assert await asyncio.wait_for(got.get(), 1) == {
             "kind": "dlq",
             "op": "update",

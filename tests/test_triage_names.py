@@ -44,7 +44,7 @@ async def test_a_business_is_found_by_name_case_insensitively(
     assert await service.resolve_business("shop a") == (base["b1"], "Shop A")
     assert await service.resolve_business(str(base["b2"])) == (base["b2"], "[red]Shop B[/red]")
     assert (await service.resolve_business("shop b"))[0] == base["b2"]  # a unique part of a name
-    page = await service.list_dlq(DlqFilter(business_name="SHOP A"))
+    page = await service.kind("dlq").list(DlqFilter(business_name="SHOP A"))
     assert page.total == 2 and {r.business_id for r in page.rows} == {base["b1"]}
 
 
@@ -54,9 +54,9 @@ async def test_an_ambiguous_or_unknown_name_is_one_clear_line(
     with pytest.raises(ValueError, match=r"ambiguous: #\d+ Acme Tacos, #\d+ ACME TACOS; give the id"):
         await service.resolve_business("acme tacos")
     with pytest.raises(ValueError, match="ambiguous"):
-        await service.list_dlq(DlqFilter(business_name="shop"))  # part of 'Shop A' and 'Shop B'
+        await service.kind("dlq").list(DlqFilter(business_name="shop"))  # part of 'Shop A' and 'Shop B'
     with pytest.raises(ValueError, match="no business named 'Nobody'"):
-        await service.list_dlq(DlqFilter(business_name="Nobody"))
+        await service.kind("dlq").list(DlqFilter(business_name="Nobody"))
 
 
 async def test_rows_of_the_same_message_are_linked(
@@ -77,10 +77,10 @@ async def test_rows_of_the_same_message_are_linked(
         ]
     finally:
         await conn.close()
-    detail = await service.dlq_detail(again[0])
+    detail = await service.kind("dlq").detail(again[0])
     assert detail is not None
     assert detail.same_message == (1, *again) and detail.same_message_total == 3
-    alone = await service.dlq_detail(2)
+    alone = await service.kind("dlq").detail(2)
     assert alone is not None and alone.same_message == (2,) and alone.same_message_total == 1
 
 
@@ -115,7 +115,7 @@ async def test_a_slow_same_message_lookup_is_given_up_and_leaves_no_timeout_behi
         svc, "same_message_sql", lambda _t: "SELECT pg_sleep(2), 1 AS id, 1 AS n, $1::int, $2::int"
     )
     monkeypatch.setattr(svc, "SAME_MESSAGE_TIMEOUT_MS", 50)
-    detail = await service.dlq_detail(1)
+    detail = await service.kind("dlq").detail(1)
     assert detail is not None and detail.same_message_total is None and detail.same_message == ()
     for _ in range(3):  # every pooled connection is back to its default
         assert await service.db.fetchval("SHOW statement_timeout") == default != "50ms"

@@ -45,13 +45,13 @@ async def test_sql_redrive_notifies_listeners_in_the_same_transaction(
     try:
         await listener.add_listener(REDRIVE_CHANNEL, lambda *args: received.put_nowait(args[-1]))
         svc = TriageService(database, triage_config(), actor="ops")
-        await svc.retry_dlq(ids[:2])
+        await svc.kind("dlq").act("retry", ids[:2])
         payload = json.loads(await asyncio.wait_for(received.get(), 2))
         assert payload == {"kind": "dlq", "ids": ids[:2], "message_ids": message_ids[:2]}
-        await svc.retry_events([event_id])
+        await svc.kind("events").act("retry", [event_id])
         assert json.loads(await asyncio.wait_for(received.get(), 2)) == {"kind": "event", "ids": [event_id]}
         # nothing applied -> nothing notified
-        await svc.retry_dlq(ids[:1])
+        await svc.kind("dlq").act("retry", ids[:1])
         await asyncio.sleep(0.1)
         assert received.empty()
     finally:
@@ -84,7 +84,7 @@ async def test_http_redrive_fails_then_succeeds_with_the_same_idempotency_key(
     svc = TriageService(database, cfg, actor="ops")
     sink.script("/replay", ScriptedReply(503, body="backend \x1b[31mbusy\nretry later"))
     try:
-        first = await svc.retry_dlq([row_id])
+        first = await svc.kind("dlq").act("retry", [row_id])
         assert first.applied == () and [f.id for f in first.failed] == [row_id]
         assert first.failed[0].error == "HTTP 503: backend busy…"
         status = await database.fetchrow(
@@ -95,7 +95,7 @@ async def test_http_redrive_fails_then_succeeds_with_the_same_idempotency_key(
         assert audit.outcome == "failed" and audit.target_ids == (row_id,)
         assert audit.detail is not None and audit.detail["failed"] == {str(row_id): "HTTP 503: backend busy…"}
 
-        second = await svc.retry_dlq([row_id])
+        second = await svc.kind("dlq").act("retry", [row_id])
         assert second.applied == (row_id,) and second.failed == ()
     finally:
         await svc.aclose()
@@ -112,7 +112,7 @@ async def test_http_redrive_fails_then_succeeds_with_the_same_idempotency_key(
         "SELECT status, retry_count FROM dead_letter_messages WHERE id = $1", row_id
     )
     assert status is not None and (status["status"], status["retry_count"]) == ("retried", 1)
-    detail = await svc.dlq_detail(row_id)
+    detail = await svc.kind("dlq").detail(row_id)
     assert detail is not None
     assert [(h.action, h.outcome, (h.detail or {}).get("error")) for h in detail.history] == [
         ("dlq.retry", "applied", None),
@@ -130,7 +130,7 @@ async def test_http_redrive_bulk_with_unreachable_and_slow_backend(
     cfg = triage_config(redrive={"mode": "http", "replay_url": sink.url("events"), "timeout": "200ms"})
     async with TriageService(database, cfg, actor="ops") as svc:
         sink.script("/events", ScriptedReply(200), ScriptedReply(500), ScriptedReply(200, delay_s=1.0))
-        result = await svc.bulk_events("retry", EventFilter())
+        result = await svc.kind("events").bulk(EventFilter(), "retry")
     assert len(result.applied) == 2 and len(result.failed) == 2
     errors = sorted(f.error for f in result.failed)
     assert errors == ["HTTP 500: ok", "replay timed out after 0.2s"]
@@ -141,13 +141,13 @@ async def test_http_redrive_bulk_with_unreachable_and_slow_backend(
 
     down = triage_config(redrive={"mode": "http", "replay_url": "http://127.0.0.1:9/replay"})
     async with TriageService(database, down, actor="ops") as svc:
-        failed = await svc.bulk_events("retry", EventFilter())
+        failed = await svc.kind("events").bulk(EventFilter(), "retry")
     assert failed.applied == () and {f.error for f in failed.failed} == {
         "replay failed: cannot connect to the replay URL"
     }
     # the URL (which may carry a token) never appears in a result
     assert all("127.0.0.1" not in f.error for f in failed.failed)
-    assert (await TriageService(database, down, actor="x").preview_dlq(DlqFilter())).count == 0
+    assert (await TriageService(database, down, actor="x").kind("dlq").preview(DlqFilter())).count == 0
 
 
 async def test_http_bulk_stops_when_the_replay_target_keeps_failing(
@@ -158,7 +158,7 @@ async def test_http_bulk_stops_when_the_replay_target_keeps_failing(
     sink.script("/down", *[ScriptedReply(500, body="down")] * 200)
     cfg = triage_config(redrive={"mode": "http", "replay_url": sink.url("down")})
     async with TriageService(database, cfg, actor="ops") as svc:
-        result = await svc.bulk_events("retry", EventFilter())
+        result = await svc.kind("events").bulk(EventFilter(), "retry")
     assert result.applied == () and len(result.failed) == 150 and result.batches == 3
     assert result.stopped is not None and "3 batches in a row failed" in result.stopped
     assert "HTTP 500: down" in result.stopped and not result.all_applied
@@ -180,7 +180,7 @@ async def test_http_redrive_holds_no_row_lock_while_the_backend_replays(
     alice = TriageService(database, http, actor="alice")
     bob = TriageService(database, triage_config(), actor="bob")
     try:
-        retry = asyncio.create_task(alice.retry_dlq(ids))
+        retry = asyncio.create_task(alice.kind("dlq").act("retry", ids))
         for _ in range(100):  # until the claims are committed: the replays are running then
             if await database.fetchval("SELECT count(*) FROM opswatch.redrive_claims") == 2:
                 break
@@ -190,7 +190,7 @@ async def test_http_redrive_holds_no_row_lock_while_the_backend_replays(
                 "SELECT id FROM dead_letter_messages WHERE id = ANY($1::bigint[]) FOR UPDATE NOWAIT", ids
             )
         assert len(locked) == 2
-        abandon = await bob.abandon_dlq(ids, reason="dup")
+        abandon = await bob.kind("dlq").act("abandon", ids, reason="dup")
         assert abandon.applied == ()
         skipped = [(s.id, s.reason, s.by) for s in abandon.skipped]
         assert skipped == [(i, "being redriven", "alice") for i in ids]
@@ -219,12 +219,12 @@ async def test_claims_are_released_on_failure_and_lapse_when_their_owner_died(
     sink.script("/down", *[ScriptedReply(500, body="down")] * 5)
     http = triage_config(redrive={"mode": "http", "replay_url": sink.url("down")})
     async with TriageService(database, http, actor="alice") as svc:
-        failed = await svc.retry_dlq(ids)
+        failed = await svc.kind("dlq").act("retry", ids)
     assert [(s.id, s.by) for s in failed.skipped] == [(ids[0], "carol")]
     assert sorted(f.id for f in failed.failed) == ids[1:]  # the lapsed claim did not stop it
     claims = await database.fetch("SELECT row_id, claimed_by FROM opswatch.redrive_claims ORDER BY row_id")
     assert [(r["row_id"], r["claimed_by"]) for r in claims] == [(ids[0], "carol")]  # ours released
     async with TriageService(database, triage_config(), actor="bob") as svc:  # sql mode respects it too
-        retried = await svc.retry_dlq(ids)
+        retried = await svc.kind("dlq").act("retry", ids)
     assert retried.applied == tuple(ids[1:])
     assert [(s.id, s.reason, s.by) for s in retried.skipped] == [(ids[0], "being redriven", "carol")]

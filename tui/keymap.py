@@ -15,22 +15,19 @@ from textual.binding import Binding, BindingType
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.dom import DOMNode
 
+from core.triage import SPECS
+
 MUTATING_ACTIONS: frozenset[str] = frozenset(
     {
-        "retry",
-        "abandon",
-        "resolve",
-        "reopen",
-        "bulk_retry",
-        "bulk_abandon",
-        "bulk_resolve",
+        *(name for spec in SPECS.values() for t in spec.transitions for name in (t.name, f"bulk_{t.name}")),
         "acknowledge",
         "silence",
         "resend",
         "send_test",
     }
 )
-"""Action names that change state; hidden (check_action -> False) in read-only mode."""
+"""Action names that change state; hidden (check_action -> False) in read-only mode. The triage
+ones come from the transition table (a key per row and one for every matching row)."""
 
 
 def bind(

@@ -36,6 +36,8 @@ from core.triage.schema import AppTables
 
 @dataclass(frozen=True)
 class Transition:
+    """One action of a kind: the state change, and how the console and the CLI offer it."""
+
     kind: Kind
     name: str
     from_states: tuple[str, ...]
@@ -43,24 +45,73 @@ class Transition:
     bump_retry: bool = False
     redrive: bool = False
     resolved_at: Literal["now", "null", "keep"] = "keep"
+    key: str = ""
+    """Console key for the row under the cursor (or the selection)."""
+    shown: bool = False
+    """Whether the footer shows the single-row key."""
+    bulk_key: str | None = None
+    """Console key for every row matching the filter; None: no bulk key."""
+    bulk_shown: bool = False
+    reason_required: bool = False
+    past: str = ""
+    """Toast verb: ``Retried #20``."""
+    help: str = ""
+    """One line for ``opswatch <kind> <action> --help``."""
 
     @property
     def action(self) -> str:
         return f"{'dlq' if self.kind == 'dlq' else 'events'}.{self.name}"
 
+    @property
+    def label(self) -> str:
+        """``Retry``: binding description, confirmation and prompt titles."""
+        return self.name.capitalize()
+
 
 TRANSITIONS: dict[tuple[Kind, str], Transition] = {
-    ("dlq", "retry"): Transition("dlq", "retry", ("pending",), "retried", True, True, "now"),
-    ("dlq", "abandon"): Transition("dlq", "abandon", ("pending",), "abandoned", resolved_at="now"),
-    ("dlq", "resolve"): Transition("dlq", "resolve", ("pending", "retried"), "resolved", resolved_at="now"),
-    ("dlq", "reopen"): Transition("dlq", "reopen", ("abandoned", "retried"), "pending", resolved_at="null"),
-    ("event", "retry"): Transition("event", "retry", ("failed",), "retrying", True, True),
-    ("event", "resolve"): Transition(
-        "event", "resolve", ("failed", "retrying"), "resolved", resolved_at="now"
+    ("dlq", "retry"): Transition(
+        "dlq", "retry", ("pending",), "retried", True, True, "now",
+        key="r", shown=True, bulk_key="R", bulk_shown=True, past="Retried",
+        help="retry pending dead letters (pending -> retried, retry_count + 1, redrive)",
     ),
-}
-"""``resolved_at`` of a dead letter is when it left the pending queue (retried, resolved or
-abandoned); a reopen clears it. Outflow per hour counts it."""
+    ("dlq", "abandon"): Transition(
+        "dlq", "abandon", ("pending",), "abandoned", resolved_at="now",
+        key="a", shown=True, bulk_key="A", reason_required=True, past="Abandoned",
+        help="abandon pending dead letters (pending -> abandoned; --reason required)",
+    ),
+    ("dlq", "resolve"): Transition(
+        "dlq", "resolve", ("pending", "retried"), "resolved", resolved_at="now",
+        key="u", bulk_key="U", past="Resolved",
+        help="mark dead letters resolved (pending or retried -> resolved)",
+    ),
+    ("dlq", "reopen"): Transition(
+        "dlq", "reopen", ("abandoned", "retried"), "pending", resolved_at="null",
+        key="o", past="Reopened",
+        help="reopen abandoned or retried dead letters (-> pending)",
+    ),
+    ("event", "retry"): Transition(
+        "event", "retry", ("failed",), "retrying", True, True,
+        key="r", shown=True, bulk_key="R", bulk_shown=True, past="Retried",
+        help="retry failed events (failed -> retrying, retry_count + 1, redrive)",
+    ),
+    ("event", "resolve"): Transition(
+        "event", "resolve", ("failed", "retrying"), "resolved", resolved_at="now",
+        key="u", shown=True, bulk_key="U", past="Resolved",
+        help="mark event failures resolved (failed or retrying -> resolved)",
+    ),
+}  # fmt: skip
+"""The single source of each kind's actions: the service's checks, the console's keys and the
+CLI's subcommands are generated from it. ``resolved_at`` of a dead letter is when it left the
+pending queue (retried, resolved or abandoned); a reopen clears it. Outflow per hour counts it."""
+
+
+def transitions_of(kind: Kind) -> tuple[Transition, ...]:
+    return tuple(t for (k, _), t in TRANSITIONS.items() if k == kind)
+
+
+def past_tense(verb: str) -> str | None:
+    """``Retried`` for ``retry`` (any kind); None for a verb no transition has."""
+    return next((t.past for t in TRANSITIONS.values() if t.name == verb and t.past), None)
 
 
 def transition_for(kind: Kind, name: str) -> Transition:
@@ -188,7 +239,7 @@ async def apply_batch(
     """
     for attempt in range(_DEADLOCK_ATTEMPTS):
         try:
-            return await _apply_once(ctx, t, ids, reason, filter, bulk_id, pacer, cancel)
+            return await _apply_once(ctx, _Batch(t, ids, reason, filter, bulk_id, pacer, cancel))
         except asyncpg.DeadlockDetectedError:
             if attempt == _DEADLOCK_ATTEMPTS - 1:
                 raise
@@ -199,6 +250,19 @@ async def apply_batch(
 _DEADLOCK_ATTEMPTS = 3
 
 
+@dataclass(frozen=True)
+class _Batch:
+    """One batch's request, as apply_batch was given it."""
+
+    t: Transition
+    ids: Sequence[int]
+    reason: str | None
+    filter: Mapping[str, Any] | None
+    bulk_id: str | None
+    pacer: Pacer | None
+    cancel: asyncio.Event | None
+
+
 def states_sql(tables: AppTables, kind: Kind) -> str:
     table = spec_for(tables, kind).table
     return (
@@ -207,18 +271,10 @@ def states_sql(tables: AppTables, kind: Kind) -> str:
     )
 
 
-async def _apply_once(
-    ctx: ActionContext,
-    t: Transition,
-    ids: Sequence[int],
-    reason: str | None,
-    filter: Mapping[str, Any] | None,
-    bulk_id: str | None,
-    pacer: Pacer | None,
-    cancel: asyncio.Event | None,
-) -> BatchOutcome:
+async def _apply_once(ctx: ActionContext, b: _Batch) -> BatchOutcome:
+    t, ids = b.t, b.ids
     if t.redrive and ctx.http_redrive is not None:
-        return await _apply_http(ctx, t, ids, reason, filter, bulk_id, pacer, cancel)
+        return await _apply_http(ctx, b)
     out = BatchOutcome()
     started = time.perf_counter()
     locked_at = started
@@ -263,7 +319,7 @@ async def _apply_once(
         if t.redrive and out.applied:
             message_ids = [by_id[i]["message_id"] for i in out.applied] if t.kind == "dlq" else []
             redrive_detail = await ctx.sql_redrive.redrive(conn, t.kind, out.applied, message_ids)
-        await _finish(conn, ctx, t, out, wrong, from_state, redrive_detail, reason, filter, bulk_id)
+        await _finish(conn, ctx, b, out, wrong, from_state, redrive_detail)
     done = time.perf_counter()
     out.lock_held_s = done - locked_at
     out.duration_s = done - started
@@ -290,16 +346,14 @@ def _sort_locked(
 async def _finish(
     conn: asyncpg.Connection,
     ctx: ActionContext,
-    t: Transition,
+    b: _Batch,
     out: BatchOutcome,
     wrong: Mapping[int, str],
     from_state: Mapping[int, str],
     redrive_detail: Mapping[str, object] | None,
-    reason: str | None,
-    filter: Mapping[str, Any] | None,
-    bulk_id: str | None,
 ) -> None:
     """Name who moved the rows found in another state, then write the batch's audit row."""
+    t = b.t
     by = await who_moved(conn, t.kind, wrong)
     out.skipped.extend(Skipped(i, f"already {s}", by.get(i)) for i, s in wrong.items())
     out.skipped.sort(key=lambda s: s.id)
@@ -312,32 +366,24 @@ async def _finish(
         detail["failed"] = {str(f.id): f.error for f in out.failed}
     if redrive_detail is not None:
         detail["redrive"] = dict(redrive_detail)
-    if bulk_id is not None:
-        detail["bulk_id"] = bulk_id
+    if b.bulk_id is not None:
+        detail["bulk_id"] = b.bulk_id
     await write_audit(
         conn,
         actor=ctx.actor,
         action=t.action,
         target_kind=t.kind,
         target_ids=sorted({*out.applied, *(f.id for f in out.failed), *(s.id for s in out.skipped)}),
-        filter=filter,
-        reason=reason,
+        filter=b.filter,
+        reason=b.reason,
         outcome=outcome_of(len(out.applied), len(out.skipped), len(out.failed)),
         detail=detail,
     )
 
 
-async def _apply_http(
-    ctx: ActionContext,
-    t: Transition,
-    ids: Sequence[int],
-    reason: str | None,
-    filter: Mapping[str, Any] | None,
-    bulk_id: str | None,
-    pacer: Pacer | None,
-    cancel: asyncio.Event | None,
-) -> BatchOutcome:
+async def _apply_http(ctx: ActionContext, b: _Batch) -> BatchOutcome:
     """Claim (short transaction), replay without locks, apply and audit (short transaction)."""
+    t, ids = b.t, b.ids
     assert ctx.http_redrive is not None
     http = ctx.http_redrive
     out = BatchOutcome()
@@ -349,7 +395,9 @@ async def _apply_http(
         locked_at = time.perf_counter()
         locked = {r["id"]: r for r in rows}
         eligible = _sort_locked(ids, locked, t, out, wrong)
-        taken = await _claim(conn, t.kind, eligible, ctx.actor, token, http.claim_ttl_s(len(eligible), pacer))
+        taken = await _claim(
+            conn, t.kind, eligible, ctx.actor, token, http.claim_ttl_s(len(eligible), b.pacer)
+        )
         busy = [i for i in eligible if i not in taken]
         holders = await claimed(conn, t.kind, busy)
         out.skipped.extend(Skipped(i, "being redriven", holders.get(i)) for i in busy)
@@ -359,14 +407,16 @@ async def _apply_http(
             if i in taken
         ]
         if not items:
-            await _finish(conn, ctx, t, out, wrong, {}, None, reason, filter, bulk_id)
+            await _finish(conn, ctx, b, out, wrong, {}, None)
     held = time.perf_counter() - locked_at
     if not items:
         out.lock_held_s, out.duration_s = held, time.perf_counter() - started
         return out
     finished = False
     try:
-        replay = await http.replay(t.kind, items, _pool_payloads(ctx, t.kind), pacer or Pacer(None), cancel)
+        replay = await http.replay(
+            t.kind, items, _pool_payloads(ctx, t.kind), b.pacer or Pacer(None), b.cancel
+        )
         out.failed.extend(Failed(i, replay.failed[i]) for i in sorted(replay.failed))
         out.not_attempted.extend(sorted(replay.not_attempted))
         async with ctx.db.transaction() as conn:
@@ -382,7 +432,7 @@ async def _apply_http(
             out.applied = [i for i in to_change if i in {r["id"] for r in changed}]
             from_state = {i: locked[i]["status"] for i in out.applied}
             await conn.execute(_RELEASE_SQL, t.kind, token)
-            await _finish(conn, ctx, t, out, wrong, from_state, {"mode": "http"}, reason, filter, bulk_id)
+            await _finish(conn, ctx, b, out, wrong, from_state, {"mode": "http"})
         finished = True
         held = max(held, time.perf_counter() - locked_at)
     finally:

@@ -261,6 +261,7 @@ async def apply_advice(
     await conn.execute("SET statement_timeout = 0")
     done: list[str] = []
     who = default_actor(actor or config.triage.actor)
+    error: Exception | None = None
     try:
         for sql in statements:
             if progress is not None:
@@ -268,24 +269,17 @@ async def apply_advice(
             await conn.execute(sql)  # CONCURRENTLY cannot run in a transaction: audited afterwards
             done.append(sql)
     except Exception as exc:
+        error = exc
+    if done or error is not None:
         await write_audit(
             conn,
             actor=who,
             action="db.advise_apply",
             target_kind="schema",
             target_key="indexes",
-            outcome="partial" if done else "failed",
-            detail={"ran": done, "error": str(exc)[:300]},
+            outcome="applied" if error is None else "partial" if done else "failed",
+            detail={"ran": done} if error is None else {"ran": done, "error": str(error)[:300]},
         )
-        raise
-    if done:
-        await write_audit(
-            conn,
-            actor=who,
-            action="db.advise_apply",
-            target_kind="schema",
-            target_key="indexes",
-            outcome="applied",
-            detail={"ran": done},
-        )
+    if error is not None:
+        raise error
     return statements

@@ -258,6 +258,15 @@ class BulkPreview:
     channels: tuple[CountBy, ...] = ()
     event_names: tuple[CountBy, ...] = ()
 
+    def groups(self) -> tuple[tuple[str, tuple[CountBy, ...]], ...]:
+        """(what, counts) of each grouping, in the order they are shown."""
+        return (
+            ("errors", self.top_errors),
+            ("businesses", self.businesses),
+            ("channels", self.channels),
+            ("events", self.event_names),
+        )
+
 
 @dataclass(frozen=True)
 class BulkProgress:

@@ -3,41 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Iterable
 from dataclasses import replace
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, overload
 
 import asyncpg
 import httpx
 
 import core.sources as sources
-from core.audit import AuditEntry, history_for, read_audit
+from core.audit import AuditEntry, read_audit
 from core.config import Config
 from core.db import Database
 from core.errors import ReadOnlyError
-from core.safe_text import NOT_JSON_MARKER, display_text, first_line, pretty_json
+from core.safe_text import display_text, first_line
 from core.snapshot import CountBy, DlqSummary, EventSummary
-from core.triage.actions import ActionContext, transition_for
+from core.triage.actions import ActionContext, Transition, transition_for
 from core.triage.bulk import ProgressCallback, act_on_filter, act_on_ids, narrow_status
 from core.triage.doctor import SchemaReport, SchemaStatus, inspect_app_schema, unusable_error
 from core.triage.flows import FlowTotals
-from core.triage.models import (
-    ActionResult,
-    BulkPreview,
-    Cursor,
-    DlqDetail,
-    DlqFilter,
-    DlqRow,
-    EventDetail,
-    EventFilter,
-    EventRow,
-    Kind,
-    Page,
-    Sort,
-)
+from core.triage.kind import AnyFilter, DlqKind, EventsKind, TriageKind, spec_named
+from core.triage.models import ActionResult, BulkPreview, Cursor, DlqFilter, Kind, Sort
 from core.triage.queries import (
-    DETAIL_PAYLOAD_CHARS,
     business_by_name_sql,
     count_sql,
     detail_sql,
@@ -49,79 +35,18 @@ from core.triage.queries import (
     same_message_sql,
 )
 from core.triage.redrive import HttpRedrive, SqlRedrive
+from core.triage.rows import display_name
 from core.triage.schema import AppTables
 
 MAX_PAGE = 1000
 MAX_IDS = 100_000
 MAX_REASON = 2000
-ERROR_DISPLAY_CHARS = 20_000
-PAYLOAD_DISPLAY_CHARS = 50_000
-FIRST_LINE_CHARS = 200
 SAME_MESSAGE_LIMIT = 20
 SAME_MESSAGE_TIMEOUT_MS = 250
 """Without an index on message_id (``opswatch db advise``) the lookup scans; past this it is skipped."""
 NAMES_LISTED = 5
 
-F = TypeVar("F", bound=DlqFilter | EventFilter)
-
-
-def _name(value: Any, fallback_id: Any) -> str:
-    return display_text(value, 100) if value is not None else f"#{fallback_id}"
-
-
-def dlq_row(r: asyncpg.Record) -> DlqRow:
-    return DlqRow(
-        id=r["id"],
-        message_id=r["message_id"],
-        business_id=r["business_id"],
-        business_name=_name(r["business_name"], r["business_id"]),
-        channel_id=r["channel_id"],
-        channel_name=_name(r["channel_name"], r["channel_id"]),
-        platform=display_text(r["platform"] or "", 30),
-        status=display_text(r["status"], 30),
-        retry_count=r["retry_count"],
-        created_at=r["created_at"],
-        resolved_at=r["resolved_at"],
-        error_first_line=first_line(r["error_head"] or "", FIRST_LINE_CHARS),
-    )
-
-
-def event_row(r: asyncpg.Record) -> EventRow:
-    return EventRow(
-        id=r["id"],
-        event_name=display_text(r["event_name"], 100),
-        business_id=r["business_id"],
-        business_name=_name(r["business_name"], r["business_id"]),
-        status=display_text(r["status"], 30),
-        retry_count=r["retry_count"],
-        created_at=r["created_at"],
-        resolved_at=r["resolved_at"],
-        error_first_line=first_line(r["error_head"] or "", FIRST_LINE_CHARS),
-    )
-
-
-def render_payload(payload_type: str | None, body: str | None) -> tuple[str, bool]:
-    """(display-safe pretty text, truncated) from the detail query's bounded payload columns."""
-    if payload_type is None or body is None:
-        return "", False
-    fetched_all = len(body) <= DETAIL_PAYLOAD_CHARS
-    if payload_type == "string":
-        parsed: Any = None
-        if fetched_all:
-            try:
-                parsed = json.loads(body)
-            except (ValueError, RecursionError):
-                parsed = None
-        if isinstance(parsed, dict | list):
-            text = "(JSON text stored as a JSON string)\n" + pretty_json(parsed, PAYLOAD_DISPLAY_CHARS)
-        else:
-            text = f"{NOT_JSON_MARKER}, stored as a JSON string:\n" + display_text(
-                body, PAYLOAD_DISPLAY_CHARS, multiline=True
-            )
-    else:
-        text = display_text(body, PAYLOAD_DISPLAY_CHARS, multiline=True)
-    truncated = not fetched_all or len(body) > PAYLOAD_DISPLAY_CHARS
-    return text, truncated
+F = TypeVar("F", bound=AnyFilter)
 
 
 def _check_ids(ids: Iterable[Any]) -> list[int]:
@@ -147,14 +72,14 @@ def _check_ids(ids: Iterable[Any]) -> list[int]:
     return out
 
 
-def _check_reason(reason: str | None, *, required: bool) -> str | None:
+def _check_reason(reason: str | None, t: Transition) -> str | None:
     text = (reason or "").strip()
     if "\x00" in text:
         raise ValueError("the reason must not contain NUL characters")
     if len(text) > MAX_REASON:
         raise ValueError(f"the reason is longer than {MAX_REASON} characters")
-    if required and not text:
-        raise ValueError("a reason is required to abandon (what happened, why it is not retried)")
+    if t.reason_required and not text:
+        raise ValueError(f"a reason is required to {t.name} (what happened, why it is not retried)")
     return text or None
 
 
@@ -184,6 +109,7 @@ class TriageService:
         self._http_client = http_client
         self._owns_client = False
         self._sql_redrive = SqlRedrive(self.tables)
+        self._kinds: dict[str, TriageKind[Any, Any, Any]] = {}
 
     async def aclose(self) -> None:
         if self._owns_client and self._http_client is not None:
@@ -195,6 +121,18 @@ class TriageService:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
+
+    @overload
+    def kind(self, name: Literal["dlq"]) -> DlqKind: ...
+    @overload
+    def kind(self, name: Literal["events"]) -> EventsKind: ...
+    @overload
+    def kind(self, name: str) -> TriageKind[Any, Any, Any]: ...
+    def kind(self, name: str) -> TriageKind[Any, Any, Any]:
+        """The generic API of one kind: ``dlq`` (dead letters) or ``events`` (event failures)."""
+        if name not in self._kinds:
+            self._kinds[name] = TriageKind(self, spec_named(name))
+        return self._kinds[name]
 
     # -- the app's real schema ----------------------------------------------------------------
 
@@ -217,7 +155,7 @@ class TriageService:
     # -- reads ---------------------------------------------------------------------------------
 
     async def _page(
-        self, kind: Kind, f: DlqFilter | EventFilter, sort: Sort, cursor: Cursor | None, limit: int
+        self, kind: Kind, f: AnyFilter, sort: Sort, cursor: Cursor | None, limit: int
     ) -> tuple[list[asyncpg.Record], int, Cursor | None, Cursor | None]:
         await self._usable(kind)
         f = await self.with_business_id(f)
@@ -254,19 +192,8 @@ class TriageService:
         prev_cursor = Cursor(sort, key(rows[0]), True) if cursor is not None else None
         return rows, total, next_cursor, prev_cursor
 
-    async def list_dlq(
-        self, filter: DlqFilter, sort: Sort = Sort.NEWEST, cursor: Cursor | None = None, limit: int = 50
-    ) -> Page[DlqRow]:
-        rows, total, nxt, prev = await self._page("dlq", filter, sort, cursor, limit)
-        return Page(tuple(dlq_row(r) for r in rows), total, nxt, prev)
-
-    async def list_events(
-        self, filter: EventFilter, sort: Sort = Sort.NEWEST, cursor: Cursor | None = None, limit: int = 50
-    ) -> Page[EventRow]:
-        rows, total, nxt, prev = await self._page("event", filter, sort, cursor, limit)
-        return Page(tuple(event_row(r) for r in rows), total, nxt, prev)
-
-    async def _detail(self, kind: Kind, row_id: int) -> tuple[asyncpg.Record, asyncpg.Record] | None:
+    async def _detail(self, kind: Kind, id: Any) -> tuple[asyncpg.Record, asyncpg.Record] | None:
+        row_id = _check_ids([id])[0]
         await self._usable(kind)
         async with self.db.acquire() as conn:
             rows = await conn.fetch(rows_by_id_sql(self.tables, kind), [row_id])
@@ -276,40 +203,6 @@ class TriageService:
         if detail is None:
             return None
         return rows[0], detail
-
-    async def dlq_detail(self, id: int) -> DlqDetail | None:
-        found = await self._detail("dlq", _check_ids([id])[0])
-        if found is None:
-            return None
-        row, d = found
-        payload, truncated = render_payload(d["payload_type"], d["payload_body"])
-        same = await self._same_message(row["message_id"])
-        return DlqDetail(
-            row=dlq_row(row),
-            error_message=display_text(d["error_message"] or "", ERROR_DISPLAY_CHARS, multiline=True),
-            payload_pretty=payload,
-            payload_truncated=truncated,
-            history=await history_for(self.db, "dlq", id),
-            payload_bytes=int(d["payload_bytes"] or 0),
-            same_message=same[0],
-            same_message_total=same[1],
-        )
-
-    async def event_detail(self, id: int) -> EventDetail | None:
-        found = await self._detail("event", _check_ids([id])[0])
-        if found is None:
-            return None
-        row, d = found
-        payload, truncated = render_payload(d["payload_type"], d["payload_body"])
-        return EventDetail(
-            row=event_row(row),
-            error_message=display_text(d["error_message"] or "", ERROR_DISPLAY_CHARS, multiline=True),
-            error_stack=display_text(d["error_stack"] or "", ERROR_DISPLAY_CHARS, multiline=True),
-            payload_pretty=payload,
-            payload_truncated=truncated,
-            history=await history_for(self.db, "event", id),
-            payload_bytes=int(d["payload_bytes"] or 0),
-        )
 
     async def _same_message(self, message_id: int) -> tuple[tuple[int, ...], int | None]:
         """(ids, total) of the dead letters of ``message_id``; ((), None) if it took too long."""
@@ -334,7 +227,7 @@ class TriageService:
                 f"WHERE {self.tables.businesses.c('id')} = $1",
                 number,
             )
-            return number, _name(row["name"] if row else None, number)
+            return number, display_name(row["name"] if row else None, number)
         DlqFilter(business_name=text).validate()
         shown = display_text(text, 60)
         for substring in (False, True):
@@ -342,7 +235,7 @@ class TriageService:
                 business_by_name_sql(self.tables, substring=substring), text, NAMES_LISTED + 1
             )
             if len(rows) == 1:
-                return int(rows[0]["id"]), _name(rows[0]["name"], rows[0]["id"])
+                return int(rows[0]["id"]), display_name(rows[0]["name"], rows[0]["id"])
             if len(rows) > 1:
                 names = ", ".join(f"#{r['id']} {display_text(r['name'], 40)}" for r in rows[:NAMES_LISTED])
                 more = " …" if len(rows) > NAMES_LISTED else ""
@@ -359,15 +252,6 @@ class TriageService:
         if f.business_id is not None and f.business_id != business_id:
             raise ValueError("conflicting filters: business id and business name name different businesses")
         return replace(f, business_id=business_id, business_name=None)
-
-    async def raw_payload(self, kind: Kind, id: int) -> str:
-        """The stored payload exactly as JSON text, unbounded and NOT display-safe
-        (pass it through ``core.safe_text`` before showing it)."""
-        return await self._raw(kind, id, "payload")
-
-    async def raw_error(self, kind: Kind, id: int) -> str:
-        """The full error message, unbounded and NOT display-safe."""
-        return await self._raw(kind, id, "error_message")
 
     async def _raw(self, kind: Kind, id: int, column: str) -> str:
         row_id = _check_ids([id])[0]
@@ -412,7 +296,7 @@ class TriageService:
 
     # -- previews ------------------------------------------------------------------------------
 
-    async def _preview(self, kind: Kind, f: DlqFilter | EventFilter, action: str | None) -> BulkPreview:
+    async def _preview(self, kind: Kind, f: AnyFilter, action: str | None) -> BulkPreview:
         await self._usable(kind)
         f = await self.with_business_id(f)
         if action is not None:
@@ -447,14 +331,6 @@ class TriageService:
             event_names=groups("event_names", lambda r: display_text(r["k"], 100)),
         )
 
-    async def preview_dlq(self, filter: DlqFilter, action: str | None = None) -> BulkPreview:
-        """Dry run of a bulk action: what ``filter`` matches (restricted to the rows ``action``
-        applies to, when given — exactly what ``bulk_dlq(action, filter)`` would visit)."""
-        return await self._preview("dlq", filter, action)
-
-    async def preview_events(self, filter: EventFilter, action: str | None = None) -> BulkPreview:
-        return await self._preview("event", filter, action)
-
     # -- actions -------------------------------------------------------------------------------
 
     def _writable(self, what: str) -> None:
@@ -474,7 +350,7 @@ class TriageService:
         t = transition_for(kind, name)
         self._writable(t.action)
         checked = _check_ids(ids)
-        note = _check_reason(reason, required=(name == "abandon"))
+        note = _check_reason(reason, t)
         return await act_on_ids(
             self._context(t.redrive),
             t,
@@ -484,29 +360,11 @@ class TriageService:
             rate_limit=self.config.triage.rate_limit if t.redrive else None,
         )
 
-    async def retry_dlq(self, ids: Iterable[int], note: str | None = None) -> ActionResult:
-        return await self._act("dlq", "retry", ids, note)
-
-    async def abandon_dlq(self, ids: Iterable[int], reason: str) -> ActionResult:
-        return await self._act("dlq", "abandon", ids, reason)
-
-    async def resolve_dlq(self, ids: Iterable[int], note: str | None = None) -> ActionResult:
-        return await self._act("dlq", "resolve", ids, note)
-
-    async def reopen_dlq(self, ids: Iterable[int], note: str | None = None) -> ActionResult:
-        return await self._act("dlq", "reopen", ids, note)
-
-    async def retry_events(self, ids: Iterable[int], note: str | None = None) -> ActionResult:
-        return await self._act("event", "retry", ids, note)
-
-    async def resolve_events(self, ids: Iterable[int], note: str | None = None) -> ActionResult:
-        return await self._act("event", "resolve", ids, note)
-
     async def _bulk(
         self,
         kind: Kind,
         action: str,
-        f: DlqFilter | EventFilter,
+        f: AnyFilter,
         reason: str | None,
         progress: ProgressCallback | None,
         cancel: asyncio.Event | None,
@@ -516,7 +374,7 @@ class TriageService:
         self._writable(f"bulk {t.action}")
         f = await self.with_business_id(f)
         narrow_status(f, t)
-        note = _check_reason(reason, required=(action == "abandon"))
+        note = _check_reason(reason, t)
         if rate_limit is not None and rate_limit <= 0:
             raise ValueError("rate limit must be greater than zero")
         return await act_on_filter(
@@ -531,29 +389,3 @@ class TriageService:
             if rate_limit is not None
             else (self.config.triage.rate_limit if t.redrive else None),
         )
-
-    async def bulk_dlq(
-        self,
-        action: str,
-        filter: DlqFilter,
-        *,
-        reason: str | None = None,
-        progress: ProgressCallback | None = None,
-        cancel: asyncio.Event | None = None,
-        rate_limit: float | None = None,
-    ) -> ActionResult:
-        """``action`` (retry | abandon | resolve | reopen) on every row matching ``filter``."""
-        return await self._bulk("dlq", action, filter, reason, progress, cancel, rate_limit)
-
-    async def bulk_events(
-        self,
-        action: str,
-        filter: EventFilter,
-        *,
-        reason: str | None = None,
-        progress: ProgressCallback | None = None,
-        cancel: asyncio.Event | None = None,
-        rate_limit: float | None = None,
-    ) -> ActionResult:
-        """``action`` (retry | resolve) on every event failure matching ``filter``."""
-        return await self._bulk("event", action, filter, reason, progress, cancel, rate_limit)

@@ -63,9 +63,9 @@ async def test_read_only_hides_mutating_actions_and_core_refuses(db_dsn: str) ->
             assert not isinstance(app.screen, ConfirmModal)
             assert (await dlq_status(db_dsn, 1))[0] == "pending"
             with pytest.raises(ReadOnlyError):
-                await monitor.triage.retry_dlq([1])
+                await monitor.triage.kind("dlq").act("retry", [1])
             with pytest.raises(ReadOnlyError):
-                await monitor.triage.bulk_dlq("retry", DlqFilter())
+                await monitor.triage.kind("dlq").bulk(DlqFilter(), "retry")
     finally:
         await db.close()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncpg
 
 from tests.tui.support import build_app, count_status, dlq_status, make_config, seed_app_rows, wait_for
-from tui.screens.dead_letters import DeadLettersScreen
+from tui.screens.triage import DeadLettersScreen
 from tui.widgets.confirm_modal import ConfirmModal
 from tui.widgets.progress_modal import ProgressModal
 from tui.widgets.prompt_modal import PromptModal

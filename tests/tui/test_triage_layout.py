@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.tui.support import build_app, fixed_snapshot, seed_app_rows, wait_for
-from tui.screens.triage_base import TriageScreen
+from tui.screens.triage import TriageScreen
 from tui.widgets.payload_view import PayloadView
 
 READABLE = 24

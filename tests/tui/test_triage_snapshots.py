@@ -16,7 +16,7 @@ import pytest
 import pytest_asyncio
 
 from tests.tui.support import build_app, fixed_snapshot, seed_app_rows, wait_for
-from tui.screens.dead_letters import DeadLettersScreen
+from tui.screens.triage import DeadLettersScreen
 
 
 @pytest_asyncio.fixture(scope="module")

@@ -7,7 +7,7 @@ import asyncpg
 from textual.widgets import Input, Static
 
 from tests.tui.support import build_app, count_status, dlq_status, seed_app_rows, wait_for
-from tui.screens.dead_letters import DeadLettersScreen
+from tui.screens.triage import DeadLettersScreen
 from tui.widgets.confirm_modal import ConfirmModal
 from tui.widgets.payload_view import PayloadView
 from tui.widgets.prompt_modal import PromptModal

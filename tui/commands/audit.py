@@ -10,7 +10,7 @@ from core.config import Config
 from core.safe_text import display_text
 from core.triage import TriageService
 from tui.commands.common import UsageError, subparser
-from tui.commands.dlq import print_json, run
+from tui.commands.triage_io import print_json, run
 
 
 def register(subparsers: Any) -> None:
