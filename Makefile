@@ -7,7 +7,7 @@ ARGS   ?=
 
 .PHONY: install demo test lint pytest bench-probes bench-alerts bench-triage bench-tui clean
 
-$(STAMP): pyproject.toml core/__init__.py tui/__init__.py styles/__init__.py
+$(STAMP): pyproject.toml core/__init__.py cli/__init__.py tui/__init__.py styles/__init__.py
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "opswatch needs Python 3.11 or newer (found %s); set PYTHON=python3.11" % sys.version.split()[0])'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
@@ -20,7 +20,7 @@ demo: $(STAMP)
 	$(BIN)/opswatch demo $(ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check core tui tests bench
+	$(BIN)/ruff check core cli tui tests bench
 	$(BIN)/mypy core
 
 pytest: $(STAMP)

@@ -15,7 +15,7 @@ to start, until the screen shows the full paint. Progress lines are stamped when
 After ``--dwell`` seconds the bench presses q and times quit -> process exit.
 
 Breakdown runs: a new ``python -m bench.demo --breakdown-once D`` process per run executes the
-code path of tui/commands/demo.py (CLI parser, DemoEnvironment.start, start_observability,
+code path of cli/commands/demo.py (CLI parser, DemoEnvironment.start, start_observability,
 core.runtime.running_services, OpsWatchApp) with ``App.run_test`` (headless, 160x48) in place of the terminal
 driver, and stamps every step from the moment the parent launched it. On a second run, the first paint
 may show the probe results restored from the previous run; "full paint with a probe of this
@@ -227,7 +227,7 @@ async def breakdown_once(data_dir: Path, launched_at: float, dwell: float) -> di
     marks = Marks(launched_at)
     launched_wall = datetime.now(UTC) - timedelta(seconds=time.monotonic() - launched_at)
 
-    from tui.cli import build_parser
+    from cli.main import build_parser
 
     args = build_parser().parse_args(["demo", "--data-dir", str(data_dir)])
     marks.stamp("cli")

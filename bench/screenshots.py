@@ -76,7 +76,7 @@ async def take(out: Path, size: tuple[int, int], seed: int, speed: float, row: i
     from core.demo.environment import DemoEnvironment
     from core.runtime import build_services, database_for, start_observability
     from tui.app import OpsWatchApp
-    from tui.screens.dead_letters import DeadLettersScreen
+    from tui.screens.triage import DeadLettersScreen
 
     with tempfile.TemporaryDirectory(prefix="opswatch-screenshots-") as tmp:
         env = DemoEnvironment(Path(tmp) / "demo", seed=seed, speed=speed, progress=log)

@@ -242,7 +242,7 @@ def page_loading(app: Any, screen: Any) -> bool:
 
 async def open_dead_letters(app: Any, pilot: Any) -> tuple[Any, Any, float]:
     """Press 3 on the overview; (screen, probe, ms until the first page is painted)."""
-    from tui.screens.dead_letters import DeadLettersScreen
+    from tui.screens.triage import DeadLettersScreen
 
     screen = app.built_screen("dead_letters")
     probe = PaintProbe(screen) if screen is not None else None

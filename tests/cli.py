@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from tui.cli import main
+from cli.main import main
 
 
 def exit_code(*argv: str) -> int:

@@ -8,10 +8,10 @@ from typing import Any
 import asyncpg
 import pytest
 
+from cli.main import main
 from core.audit import read_audit
 from core.db import Database
 from tests.test_triage_support import add_dlq, reset_app, seed_base
-from tui.cli import main
 
 
 @pytest.fixture

@@ -19,12 +19,12 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
+from cli.main import main
 from core.nagios import Range
 from tests.cli import run_in_thread
 from tests.pg import with_database
 from tests.servers import FleetServer
 from tests.test_triage_support import add_dlq, add_events, reset_app, seed_base
-from tui.cli import main
 
 # --------------------------------------------------------------------------- guideline parser
 

@@ -17,14 +17,14 @@ from typing import Any
 import asyncpg
 import pytest
 
+from cli.main import SIGPIPE_EXIT, main
 from tests.test_triage_support import add_dlq, reset_app, seed_base
-from tui.cli import SIGPIPE_EXIT, main
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def opswatch(*argv: str) -> list[str]:
-    return [sys.executable, "-m", "tui.cli", *argv]
+    return [sys.executable, "-m", "cli.main", *argv]
 
 
 def write_config(tmp_path: Path, dsn: str) -> str:

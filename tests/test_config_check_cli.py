@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tui.cli import main
+from cli.main import main
 
 
 @pytest.mark.parametrize("text", ["", "# nothing yet\n", "probes:\n  interval: 10s\n"])

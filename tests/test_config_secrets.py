@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
+from cli.main import main
 from core.config import iter_errors, load_config, secret_values
 from core.notify.email import EmailNotifier
 from core.notify.pagerduty import PagerDutyNotifier
@@ -15,7 +16,6 @@ from core.notify.slack import SlackNotifier
 from core.notify.webhook import WebhookNotifier
 from core.redact import clear_secrets, redact, register_secret, registered_secret_count
 from tests.config_support import DATA, SECRETS, error_of, write
-from tui.cli import main
 
 # --------------------------------------------------------------------------- secret values in errors
 

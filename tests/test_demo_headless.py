@@ -60,7 +60,7 @@ async def test_headless_demo_fires_resolves_and_redrives(tmp_path: Path) -> None
     data_dir = tmp_path / "demo"
     env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "xdg")}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tui.cli", "demo", "--headless", "--duration", "20s", "--speed", "30",
+        sys.executable, "-m", "cli.main", "demo", "--headless", "--duration", "20s", "--speed", "30",
         "--seed", "1", "--data-dir", str(data_dir),
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, env=env,
         cwd=Path(__file__).resolve().parent.parent,

@@ -358,7 +358,7 @@ def _free_port() -> int:
 async def _agent(config: Path, port: int, duration: str) -> asyncio.subprocess.Process:
     """`opswatch run --headless` serving metrics on ``port``; its stderr piped."""
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tui.cli", "run", "--headless", "--config", str(config),
+        sys.executable, "-m", "cli.main", "run", "--headless", "--config", str(config),
         "--metrics-port", str(port), "--duration", duration,
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, cwd=ROOT,
         env={**os.environ, "LOG_LEVEL": "WARNING"},

@@ -19,7 +19,7 @@ from loguru import logger
 from core.config import default_config, loads_config
 from core.logging import LEVELS, LogBuffer, LogLine, reset_logging, resolve_level, setup_logging
 from core.redact import clear_secrets, register_secret
-from tui.commands.runtime import start_observability
+from core.runtime import start_observability
 
 ROOT = Path(__file__).resolve().parent.parent
 DSN = "postgres://ops:Pg-Secret-1@db.internal/pos"

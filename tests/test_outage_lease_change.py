@@ -102,7 +102,7 @@ async def test_frozen_lease_holder_and_takeover_send_each_message_once(
         path.write_text(yaml.safe_dump(raw))
         env = {**os.environ, "OPSWATCH_DATA_DIR": str(data), "PYTHONUNBUFFERED": "1"}
         agent = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tui.cli", "run", "--headless", "--config", str(path),
+            sys.executable, "-m", "cli.main", "run", "--headless", "--config", str(path),
             cwd=tmp_path, env=env, stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
         )  # fmt: skip

@@ -218,7 +218,7 @@ async def test_the_agent_logs_each_schema_problem_at_start(
 ) -> None:
     cfg = _cfg_file(tmp_path, fresh_db_dsn, f"logging:\n  directory: {tmp_path}\n")
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tui.cli", "run", "--headless", "--config", cfg, "--duration", "1s",
+        sys.executable, "-m", "cli.main", "run", "--headless", "--config", cfg, "--duration", "1s",
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, cwd=ROOT,
         env={**os.environ, "LOG_LEVEL": "WARNING"},
     )  # fmt: skip

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest_asyncio
 
+from cli.main import main
 from core.config import load_config
 from core.db import Database, PoolSettings
 from core.logging import reset_logging
@@ -21,7 +22,6 @@ from core.notify.outbox import FailedItem, OutboxItem, claim, enqueue, enqueue_d
 from core.redact import clear_secrets, register_secret
 from core.runtime import start_observability
 from tests.servers import ScriptedReply, WebhookSink
-from tui.cli import main
 
 # assembled at run time: the token must not sit in any source line a traceback could quote
 TOKEN = "".join(("Xq9ZtL2m", "WvB7kR4p", "Nc8sYd3F"))

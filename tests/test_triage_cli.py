@@ -10,9 +10,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from cli.commands.db_advise import add_db_actions
+from cli.main import main
 from tests.test_triage_support import add_dlq, add_events, reset_app, seed_base
-from tui.cli import main
-from tui.commands.db_advise import add_db_actions
 
 
 @pytest.fixture

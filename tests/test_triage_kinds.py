@@ -8,11 +8,11 @@ import argparse
 import pytest
 from textual.binding import Binding
 
+from cli.main import build_parser
 from core.config import Config
 from core.db import Database
 from core.triage import SPECS, TriageService
 from core.triage.actions import TRANSITIONS
-from tui.cli import build_parser
 from tui.keymap import MUTATING_ACTIONS
 from tui.screens.triage import DeadLettersScreen, EventsScreen
 

@@ -9,11 +9,11 @@ import asyncpg
 import pytest
 import pytest_asyncio
 
+from cli.main import main
 from core.config import default_config
 from core.db import Database, PoolSettings
 from core.triage import DlqFilter, TriageService
 from tests.test_triage_support import add_dlq, reset_app, seed_base
-from tui.cli import main
 
 
 @pytest_asyncio.fixture

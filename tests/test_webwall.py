@@ -62,7 +62,7 @@ async def _start_serve(config: Path, stderr: Path, *extra: str, env: dict[str, s
     port = _free_port()
     with stderr.open("wb") as err:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tui.cli", "serve", "--wall", "--host", "127.0.0.1", "--port", str(port),
+            sys.executable, "-m", "cli.main", "serve", "--wall", "--host", "127.0.0.1", "--port", str(port),
             "--config", str(config), *extra,
             stdout=asyncio.subprocess.PIPE, stderr=err, cwd=ROOT, env=env or dict(os.environ),
         )  # fmt: skip
@@ -213,7 +213,7 @@ async def test_no_auth_must_be_explicit_and_bad_flags_fail_cleanly(config_path: 
 
     async def fails(argv: list[str], message: str) -> None:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "tui.cli", *argv, cwd=ROOT,
+            sys.executable, "-m", "cli.main", *argv, cwd=ROOT,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
         out, err = await asyncio.wait_for(proc.communicate(), 30)
@@ -364,7 +364,7 @@ async def test_the_demo_serves_its_wall_and_metrics(tmp_path: Path) -> None:
     wall_port, metrics_port = _free_port(), _free_port()
     env = {**os.environ, TOKEN_ENV: TOKEN, "XDG_DATA_HOME": str(tmp_path / "xdg")}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "tui.cli", "demo", "--headless", "--duration", "60s", "--speed", "30",
+        sys.executable, "-m", "cli.main", "demo", "--headless", "--duration", "60s", "--speed", "30",
         "--data-dir", str(tmp_path / "demo"), "--serve", str(wall_port), "--metrics-port", str(metrics_port),
         stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, cwd=ROOT, env=env,
     )  # fmt: skip

@@ -37,11 +37,10 @@ from tui.screens.alerts import AlertsScreen
 from tui.screens.audit import AuditScreen
 from tui.screens.base import OpsScreen, WorkerErrors
 from tui.screens.database import DatabaseScreen
-from tui.screens.dead_letters import DeadLettersScreen
 from tui.screens.endpoints import EndpointsScreen
-from tui.screens.events import EventsScreen
 from tui.screens.help import HelpScreen
 from tui.screens.overview import OverviewScreen
+from tui.screens.triage import DeadLettersScreen, EventsScreen
 from tui.textual_internals import mark_styled, start_offstage
 from tui.themes import THEMES, resolve_theme
 from tui.widgets.confirm_modal import ConfirmModal

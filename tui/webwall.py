@@ -82,7 +82,7 @@ def wall_command(config_path: Path, *, theme: str | None = None, stderr_log: Pat
     ``stderr_log`` keeps the session's stderr off this process's stdout (textual-serve copies it
     there when a session ends), which matters when a console shares the terminal.
     """
-    argv = ["env", "-u", TOKEN_ENV, sys.executable, "-m", "tui.cli", "--wall", "--read-only",
+    argv = ["env", "-u", TOKEN_ENV, sys.executable, "-m", "cli.main", "--wall", "--read-only",
             "--config", str(config_path.resolve())]  # fmt: skip
     if theme:
         argv += ["--theme", theme]

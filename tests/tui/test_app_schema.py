@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tests.test_schema_doctor import _variant
 from tests.tui.support import build_app, wait_for
-from tui.screens.dead_letters import DeadLettersScreen
+from tui.screens.triage import DeadLettersScreen
 
 
 async def test_console_names_a_degraded_app_schema_and_lists_channel_ids(fresh_db_dsn: str) -> None:

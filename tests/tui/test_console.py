@@ -23,10 +23,10 @@ from tests.tui.support import (
 )
 from tui.keymap import ActionsProvider
 from tui.screens.alerts import AlertsScreen
-from tui.screens.dead_letters import DeadLettersScreen
 from tui.screens.endpoints import EndpointsScreen
 from tui.screens.help import HelpScreen, binding_rows
 from tui.screens.overview import OverviewScreen
+from tui.screens.triage import DeadLettersScreen
 from tui.widgets.confirm_modal import ConfirmModal
 from tui.widgets.payload_view import PayloadView
 

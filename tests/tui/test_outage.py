@@ -13,8 +13,8 @@ from textual.widgets import Static
 from core.embedded import EmbeddedPostgres
 from core.migrate import init_app_schema, migrate
 from tests.tui.support import build_app, make_config, wait_for
-from tui.screens.dead_letters import DeadLettersScreen
 from tui.screens.overview import OverviewScreen
+from tui.screens.triage import DeadLettersScreen
 from tui.widgets.db_banner import DbBanner
 from tui.widgets.sparkline_tile import SparkTile
 

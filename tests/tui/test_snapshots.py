@@ -13,7 +13,7 @@ import pytest
 import pytest_asyncio
 
 from tests.tui.support import build_app, fixed_snapshot, seed_app_rows, wait_for
-from tui.screens.dead_letters import DeadLettersScreen
+from tui.screens.triage import DeadLettersScreen
 from tui.widgets.endpoint_tile import EndpointTile
 
 SIZES = [(80, 24), (160, 48)]

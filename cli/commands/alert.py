@@ -10,6 +10,14 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from cli.commands.common import (
+    UsageError,
+    action,
+    command_group,
+    load_config_for,
+    require_dsn,
+    run_async,
+)
 from core import runtime
 from core.alerting import ActionResult, AlertActions
 from core.audit import default_actor
@@ -20,14 +28,6 @@ from core.errors import ReadOnlyError
 from core.notify.delivery import Deliverer
 from core.notify.outbox import STATUSES, OutboxEntry, entries
 from core.notify.registry import notifiers_for
-from tui.commands.common import (
-    UsageError,
-    action,
-    command_group,
-    load_config_for,
-    require_dsn,
-    run_async,
-)
 
 
 def register(subparsers: Any) -> None:

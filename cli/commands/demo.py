@@ -12,6 +12,9 @@ from typing import Any
 
 import yaml
 
+from cli.commands.common import UsageError, duration_option, run_async, subparser
+from cli.commands.console import add_console_options
+from cli.commands.run import add_metrics_options, metrics_address
 from core.agent import run_until_stopped
 from core.demo.environment import DEFAULT_SEED, DEFAULT_SPEED, DemoEnvironment
 from core.demo.server import DemoError
@@ -19,9 +22,6 @@ from core.embedded import EmbeddedError
 from core.logging import LogBuffer
 from core.redact import register_secret
 from core.runtime import start_observability
-from tui.commands.common import UsageError, duration_option, run_async, subparser
-from tui.commands.console import add_console_options
-from tui.commands.run import add_metrics_options, metrics_address
 from tui.webwall import TOKEN_ENV, WallServer, resolve_token, wall_command
 
 WALL_CONFIG = "wall-config.yaml"
@@ -163,7 +163,7 @@ async def _serve_wall(env: DemoEnvironment, port: int, theme: str | None) -> Wal
 
 async def _console(env: DemoEnvironment, config: Any, buffer: LogBuffer, duration: float | None,
                    read_only: bool, wall: bool, theme: str | None, metrics: tuple[str, int] | None) -> None:
-    from tui.commands.console import run_app
+    from cli.commands.console import run_app
 
     await run_app(config, env.dsn, read_only=read_only, wall=wall, theme=theme, log_buffer=buffer,
                   metrics=metrics, duration=duration)

@@ -1,6 +1,6 @@
 """opswatch db advise | db install-notify — wired into `opswatch db` by ``add_db_actions(sub)``.
 
-No ``register`` here on purpose: tui/commands/db.py owns the ``db`` subparser and calls
+No ``register`` here on purpose: cli/commands/db.py owns the ``db`` subparser and calls
 :func:`add_db_actions` with its sub-subparsers.
 """
 
@@ -14,11 +14,11 @@ from typing import Any
 
 import asyncpg
 
+from cli.commands.common import UsageError, action, add_common_options, load_config_for, run_on_connection
 from core.config import Config
 from core.notify_triggers import CHANGES_CHANNEL, install, install_sql, installed, uninstall
 from core.safe_text import display_text
 from core.triage.advise import advise, advise_settings, apply_advice, missing_sql
-from tui.commands.common import UsageError, action, add_common_options, load_config_for, run_on_connection
 
 
 def add_db_actions(sub: Any) -> None:

@@ -10,11 +10,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from cli.commands.common import UsageError, load_config_for, require_dsn, run_async, subparser
+from cli.commands.console import THEME_CHOICES
 from core.config import find_config_path
 from core.redact import register_secret
 from core.runtime import start_observability
-from tui.commands.common import UsageError, load_config_for, require_dsn, run_async, subparser
-from tui.commands.console import THEME_CHOICES
 from tui.webwall import TOKEN_ENV, WallServer, resolve_token, serve_until_stopped, wall_command
 
 

@@ -15,12 +15,12 @@ import sys
 from dataclasses import asdict
 from typing import Any, NoReturn
 
+from cli.commands.common import UsageError, load_config_for, package_version, run_async, subparser
 from core.check import CheckReport, CheckSetupError, Overrides, run_check
 from core.config import find_config_path
 from core.durations import format_duration_human
 from core.nagios import UNKNOWN, Range, plugin_text, status_line
 from core.runtime import database_for
-from tui.commands.common import UsageError, load_config_for, package_version, run_async, subparser
 
 SERVICE = "OPSWATCH"
 DEFAULT_TIMEOUT = 30.0

@@ -1,6 +1,6 @@
 """The ``opswatch`` command: argparse front door.
 
-Subcommands live in ``tui.commands.*``; each module exposes ``register(subparsers, common)``
+Subcommands live in ``cli.commands.*``; each module exposes ``register(subparsers, common)``
 and is discovered at start-up, so adding a command never touches this file. Expected
 failures (bad config, bad input, unreachable database) end with one line on stderr and
 exit code 2, never a traceback.
@@ -15,9 +15,9 @@ import pkgutil
 import sys
 from collections.abc import Sequence
 
-from tui.commands import COMMAND_ORDER
-from tui.commands.common import UsageError, add_common_options, package_version
-from tui.commands.console import add_console_options
+from cli.commands import COMMAND_ORDER
+from cli.commands.common import UsageError, add_common_options, package_version
+from cli.commands.console import add_console_options
 
 
 class _Parser(argparse.ArgumentParser):
@@ -37,10 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_common_options(parser, top_level=True)
     add_console_options(parser, top_level=True)
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    import tui.commands as package
+    import cli.commands as package
 
     names = [m.name for m in pkgutil.iter_modules(package.__path__)]
-    modules = [importlib.import_module(f"tui.commands.{name}") for name in names]
+    modules = [importlib.import_module(f"cli.commands.{name}") for name in names]
     modules = [m for m in modules if hasattr(m, "register")]
     modules.sort(key=lambda m: COMMAND_ORDER.index(m.__name__.rsplit(".", 1)[-1])
                  if m.__name__.rsplit(".", 1)[-1] in COMMAND_ORDER else len(COMMAND_ORDER))
@@ -95,7 +95,7 @@ def _main(argv: Sequence[str] | None) -> int:
         parser.error(message)
     handler = getattr(args, "handler", None)
     if handler is None:
-        from tui.commands.console import run_console
+        from cli.commands.console import run_console
 
         handler = run_console
     try:

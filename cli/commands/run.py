@@ -5,9 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from core.agent import run_until_stopped
-from core.runtime import start_observability
-from tui.commands.common import (
+from cli.commands.common import (
     UsageError,
     duration_option,
     load_config_for,
@@ -15,6 +13,8 @@ from tui.commands.common import (
     run_async,
     subparser,
 )
+from core.agent import run_until_stopped
+from core.runtime import start_observability
 
 
 def register(subparsers: Any) -> None:

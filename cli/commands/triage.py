@@ -14,21 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from core.config import Config
-from core.safe_text import display_text
-from core.triage import (
-    DLQ,
-    EVENTS,
-    ActionResult,
-    DlqDetail,
-    DlqRow,
-    EventDetail,
-    EventRow,
-    KindSpec,
-    TriageService,
-)
-from tui.commands.common import UsageError, subparser
-from tui.commands.triage_io import (
+from cli.commands.common import UsageError, subparser
+from cli.commands.triage_io import (
     SORTS,
     add_action_flags,
     add_filter_flags,
@@ -48,6 +35,19 @@ from tui.commands.triage_io import (
     run,
     run_bulk,
     single_id,
+)
+from core.config import Config
+from core.safe_text import display_text
+from core.triage import (
+    DLQ,
+    EVENTS,
+    ActionResult,
+    DlqDetail,
+    DlqRow,
+    EventDetail,
+    EventRow,
+    KindSpec,
+    TriageService,
 )
 
 FlagGroup = argparse._ArgumentGroup

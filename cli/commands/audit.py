@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from cli.commands.common import UsageError, subparser
+from cli.commands.triage_io import print_json, run
 from core.audit import AuditLog
 from core.config import Config
 from core.safe_text import display_text
 from core.triage import TriageService
-from tui.commands.common import UsageError, subparser
-from tui.commands.triage_io import print_json, run
 
 
 def register(subparsers: Any) -> None:

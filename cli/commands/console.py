@@ -10,16 +10,16 @@ import argparse
 import asyncio
 from typing import Any
 
+from cli.commands.common import load_config_for, require_dsn, subparser
 from core.config import Config
 from core.logging import LogBuffer
 from core.runtime import MonitorRole, running_services, start_observability
-from tui.commands.common import load_config_for, require_dsn, subparser
 
 THEME_CHOICES = ("dark", "light", "high-contrast", "ansi")
 
 
 def add_console_options(parser: argparse.ArgumentParser, *, top_level: bool = False) -> None:
-    """--wall and --theme; tui.cli adds them to the top-level parser too (``opswatch --wall``)."""
+    """--wall and --theme; cli.main adds them to the top-level parser too (``opswatch --wall``)."""
     default: Any = None if top_level else argparse.SUPPRESS
     parser.add_argument(
         "--wall",

@@ -1,4 +1,4 @@
-"""The plumbing of ``opswatch dlq|events ...`` (tui.commands.triage): service, parsing, printing.
+"""The plumbing of ``opswatch dlq|events ...`` (cli.commands.triage): service, parsing, printing.
 
 Exit codes: 0 everything asked for was applied (or shown); 1 some rows were skipped, failed,
 or the bulk action was declined or cancelled; 2 bad input (one line on stderr).
@@ -19,11 +19,18 @@ from typing import Any, TypeVar
 
 import asyncpg
 
+from cli.commands.common import (
+    UsageError,
+    load_config_for,
+    require_dsn,
+    run_async,
+)
 from core.audit import AuditEntry, default_actor
 from core.config import Config
 from core.db import Database, DatabaseUnavailable
 from core.durations import parse_duration
 from core.errors import ReadOnlyError
+from core.runtime import database_for
 from core.safe_text import display_text
 from core.triage import (
     ActionResult,
@@ -35,13 +42,6 @@ from core.triage import (
     Sort,
     TriageService,
 )
-from tui.commands.common import (
-    UsageError,
-    load_config_for,
-    require_dsn,
-    run_async,
-)
-from tui.commands.runtime import database_for
 
 T = TypeVar("T")
 SORTS = {"newest": Sort.NEWEST, "oldest": Sort.OLDEST, "retries": Sort.MOST_RETRIES}
@@ -76,7 +76,7 @@ async def with_service(args: argparse.Namespace, body: Callable[[TriageService, 
 
 
 def leaf(sub: Any, name: str, **kwargs: Any) -> argparse.ArgumentParser:
-    """A sub-subcommand (tui.cli gives every one --config and --read-only)."""
+    """A sub-subcommand (cli.main gives every one --config and --read-only)."""
     parser: argparse.ArgumentParser = sub.add_parser(name, **kwargs)
     return parser
 

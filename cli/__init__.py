@@ -1,0 +1,1 @@
+"""The ``opswatch`` command line: a thin face over :mod:`core.api` (the console itself is in ``tui``)."""
