@@ -23,11 +23,10 @@ from typing import Any
 
 import httpx
 
-from core.config import PagerDutyConfig, secret_values
+from core.config import PagerDutyConfig, register_secrets
 from core.notify.base import AlertInfo, Notification, Rendered, SendResult, target_id
 from core.notify.render import alert_key, headline, inert, plain_when, value_with_threshold
 from core.notify.webhook import post_json
-from core.redact import register_secret
 from core.safe_text import display_text, inert_json
 
 __all__ = ["PagerDutyNotifier", "render_pagerduty"]
@@ -141,8 +140,7 @@ class PagerDutyNotifier:
     def __init__(self, config: PagerDutyConfig, http: httpx.AsyncClient | None = None) -> None:
         self.config = config
         self.http = http
-        for secret in secret_values(config):
-            register_secret(secret)
+        register_secrets(config)
 
     def routes(self, severity: str) -> tuple[str, ...]:
         enabled = self.config.enabled and severity in self.config.severities

@@ -21,7 +21,7 @@ from typing import Any
 import httpx
 from loguru import logger
 
-from core.config import SlackConfig, secret_values
+from core.config import SlackConfig, register_secrets
 from core.durations import format_duration_human
 from core.notify.base import AlertInfo, Notification, Rendered, SendResult, target_id
 from core.notify.render import alert_fields, headline, inert, status_note
@@ -29,7 +29,6 @@ from core.notify.render import plain_when as _plain_when
 from core.notify.render import span as _span
 from core.notify.render import value_with_threshold as _value_with_threshold
 from core.notify.webhook import post_json
-from core.redact import register_secret
 from core.safe_text import ELLIPSIS, display_text, inert_json
 
 __all__ = ["SlackNotifier", "fit_blocks", "plain_fallback", "render_slack"]
@@ -279,8 +278,7 @@ class SlackNotifier:
     def __init__(self, config: SlackConfig, http: httpx.AsyncClient | None = None) -> None:
         self.config = config
         self.http = http
-        for secret in secret_values(config):
-            register_secret(secret)
+        register_secrets(config)
 
     def _url(self, route: str) -> str | None:
         channel, _, severity = route.partition(":")
