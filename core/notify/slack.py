@@ -18,12 +18,11 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-import httpx
 from loguru import logger
 
-from core.config import SlackConfig, register_secrets
+from core.config import SlackConfig
 from core.durations import format_duration_human
-from core.notify.base import AlertInfo, Notification, Rendered, SendResult, target_id
+from core.notify.base import AlertInfo, HttpNotifier, Notification, Rendered, SendResult, target_id
 from core.notify.render import alert_fields, headline, inert, status_note
 from core.notify.render import plain_when as _plain_when
 from core.notify.render import span as _span
@@ -270,15 +269,10 @@ def render_slack(n: Notification, *, username: str | None = None) -> dict[str, A
     return result
 
 
-class SlackNotifier:
+class SlackNotifier(HttpNotifier[SlackConfig]):
     """Routes ``slack:critical|warning|info``; a severity without a webhook uses ``default``."""
 
     channel = "slack"
-
-    def __init__(self, config: SlackConfig, http: httpx.AsyncClient | None = None) -> None:
-        self.config = config
-        self.http = http
-        register_secrets(config)
 
     def _url(self, route: str) -> str | None:
         channel, _, severity = route.partition(":")
