@@ -28,7 +28,7 @@ from core.config.notifications import (
     WebhookConfig,
 )
 from core.config.render import render_effective
-from core.config.secrets import header_secrets, secret_values
+from core.config.secrets import header_secrets, register_secrets, secret_values
 from core.config.sections import (
     Config,
     DatabaseConfig,
@@ -88,6 +88,7 @@ __all__ = [
     "mask_dsn",
     "mask_url",
     "mask_url_credentials",
+    "register_secrets",
     "render_effective",
     "secret_values",
 ]

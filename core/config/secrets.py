@@ -8,9 +8,15 @@ from urllib.parse import parse_qsl, urlsplit
 from pydantic import BaseModel
 
 from core.config.types import Secret
-from core.redact import MIN_SECRET_LENGTH, dsn_keyword_password, is_secret_header
+from core.redact import MIN_SECRET_LENGTH, dsn_keyword_password, is_secret_header, register_secret
 
-__all__ = ["header_secrets", "secret_values"]
+__all__ = ["header_secrets", "register_secrets", "secret_values"]
+
+
+def register_secrets(model: BaseModel) -> None:
+    """Every secret of ``model`` is redacted from now on."""
+    for secret in secret_values(model):
+        register_secret(secret)
 
 
 def secret_values(model: BaseModel) -> Iterator[str]:

@@ -14,7 +14,12 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, Generic, Protocol, TypeVar
+
+import httpx
+from pydantic import BaseModel
+
+from core.config import register_secrets
 
 __all__ = [
     "KINDS",
@@ -179,3 +184,15 @@ def log_fields(alerts: Iterable[str], severities: Iterable[str]) -> dict[str, st
         "scope": _joined(scope for _, _, scope in pairs),
         "severity": _joined(severities),
     }
+
+
+_Section = TypeVar("_Section", bound=BaseModel)
+
+
+class HttpNotifier(Generic[_Section]):
+    """Set-up shared by notifiers posting over HTTP: their config section, client, secrets."""
+
+    def __init__(self, config: _Section, http: httpx.AsyncClient | None = None) -> None:
+        self.config = config
+        self.http = http
+        register_secrets(config)

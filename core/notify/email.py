@@ -28,10 +28,10 @@ from typing import Any
 
 from loguru import logger
 
-from core.config import EmailConfig, secret_values
+from core.config import EmailConfig, register_secrets
 from core.notify.base import Notification, Rendered, SendResult, target_id
 from core.notify.render import Message, compose, inert, plain_text, titles
-from core.redact import MASK, redact, register_secret
+from core.redact import MASK, redact
 from core.safe_text import display_text, first_line, inert_json
 
 __all__ = ["EmailNotifier", "build_message", "render_email", "subject_line"]
@@ -181,8 +181,7 @@ class EmailNotifier:
     def __init__(self, config: EmailConfig, *, ssl_context: ssl.SSLContext | None = None) -> None:
         self.config = config
         self.ssl_context = ssl_context
-        for secret in secret_values(config):
-            register_secret(secret)
+        register_secrets(config)
 
     def routes(self, severity: str) -> tuple[str, ...]:
         return (ROUTE,) if self.config.enabled and severity in self.config.severities else ()

@@ -23,11 +23,10 @@ from typing import Any
 
 import httpx
 
-from core.config import PagerDutyConfig, secret_values
-from core.notify.base import AlertInfo, Notification, Rendered, SendResult, target_id
+from core.config import PagerDutyConfig
+from core.notify.base import AlertInfo, HttpNotifier, Notification, Rendered, SendResult, target_id
 from core.notify.render import alert_key, headline, inert, plain_when, value_with_threshold
 from core.notify.webhook import post_json
-from core.redact import register_secret
 from core.safe_text import display_text, inert_json
 
 __all__ = ["PagerDutyNotifier", "render_pagerduty"]
@@ -133,16 +132,10 @@ def _describe(response: httpx.Response) -> str:
     return ": ".join(parts) or response.text
 
 
-class PagerDutyNotifier:
+class PagerDutyNotifier(HttpNotifier[PagerDutyConfig]):
     """One route, ``pagerduty:default``, for the configured severities (critical by default)."""
 
     channel = "pagerduty"
-
-    def __init__(self, config: PagerDutyConfig, http: httpx.AsyncClient | None = None) -> None:
-        self.config = config
-        self.http = http
-        for secret in secret_values(config):
-            register_secret(secret)
 
     def routes(self, severity: str) -> tuple[str, ...]:
         enabled = self.config.enabled and severity in self.config.severities

@@ -18,18 +18,16 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-import httpx
 from loguru import logger
 
-from core.config import SlackConfig, secret_values
+from core.config import SlackConfig
 from core.durations import format_duration_human
-from core.notify.base import AlertInfo, Notification, Rendered, SendResult, target_id
+from core.notify.base import AlertInfo, HttpNotifier, Notification, Rendered, SendResult, target_id
 from core.notify.render import alert_fields, headline, inert, status_note
 from core.notify.render import plain_when as _plain_when
 from core.notify.render import span as _span
 from core.notify.render import value_with_threshold as _value_with_threshold
 from core.notify.webhook import post_json
-from core.redact import register_secret
 from core.safe_text import ELLIPSIS, display_text, inert_json
 
 __all__ = ["SlackNotifier", "fit_blocks", "plain_fallback", "render_slack"]
@@ -271,16 +269,10 @@ def render_slack(n: Notification, *, username: str | None = None) -> dict[str, A
     return result
 
 
-class SlackNotifier:
+class SlackNotifier(HttpNotifier[SlackConfig]):
     """Routes ``slack:critical|warning|info``; a severity without a webhook uses ``default``."""
 
     channel = "slack"
-
-    def __init__(self, config: SlackConfig, http: httpx.AsyncClient | None = None) -> None:
-        self.config = config
-        self.http = http
-        for secret in secret_values(config):
-            register_secret(secret)
 
     def _url(self, route: str) -> str | None:
         channel, _, severity = route.partition(":")
