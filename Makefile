@@ -21,7 +21,8 @@ demo: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check core cli tui tests bench
-	$(BIN)/mypy core
+	$(BIN)/ruff format --check core cli tui tests bench
+	$(BIN)/mypy core cli tui
 
 pytest: $(STAMP)
 	$(BIN)/pytest -q $(ARGS)

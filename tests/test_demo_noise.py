@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from core.alerting import Notification, _Planner
+from core.alerting import Notification, Planner
 from core.config import Config
 from core.demo.environment import DemoEnvironment
 from core.demo.scenario import DEFAULT_SPEED, DROP, Scenario
@@ -45,7 +45,7 @@ def replay(config: Config, scenario: Scenario, real_seconds: float) -> Replay:
     next_probe = dict.fromkeys(windows, 0.0)
     seq = Counter[str]()
     wanted = sorted({r.metric for r in config.alerts.rules if r.metric.startswith("endpoint.")})
-    planner = _Planner(config)
+    planner = Planner(config)
     records: dict[tuple[str, str], AlertRecord] = {}
     out = Replay()
     step = 0.05

@@ -25,11 +25,8 @@ from textual.notifications import SeverityLevel
 from textual.screen import ModalScreen, Screen
 from textual.timer import Timer
 
-from core.clock import Clock, utcnow
-from core.db import DatabaseUnavailable
-from core.monitor import SUMMARIES_EVERY_S
+from core.api import SUMMARIES_EVERY_S, Clock, DatabaseUnavailable, SchemaStatus, utcnow
 from core.snapshot import Snapshot
-from core.triage.doctor import SchemaStatus
 from tui.keymap import ActionsProvider, bind, known_ids, validate_keymap
 from tui.messages import SnapshotUpdated
 from tui.render import Palette
@@ -49,7 +46,7 @@ from tui.widgets.live_table import LiveTable
 from tui.widgets.paged_table import PagedTable
 
 if TYPE_CHECKING:
-    from core.runtime import Services
+    from core.api import Services
 
 SCREENS: dict[str, type[OpsScreen]] = {
     "overview": OverviewScreen,
@@ -328,7 +325,9 @@ class OpsWatchApp(WorkerErrors, App[None]):
         if isinstance(screen, ModalScreen):
             return
         title = getattr(screen, "SCREEN_TITLE", "") or self.current_mode
-        others = {getattr(cls, "SCREEN_TITLE", "") or name: cls for name, cls in SCREENS.items()}
+        others: dict[str, type[Screen[Any]]] = {
+            str(getattr(cls, "SCREEN_TITLE", "") or name): cls for name, cls in SCREENS.items()
+        }
         self.push_screen(HelpScreen(screen, title, others))
 
     def _cycle_wall(self) -> None:

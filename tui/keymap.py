@@ -15,7 +15,7 @@ from textual.binding import Binding, BindingType
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.dom import DOMNode
 
-from core.triage import SPECS
+from core.api import SPECS
 
 MUTATING_ACTIONS: frozenset[str] = frozenset(
     {

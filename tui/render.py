@@ -15,8 +15,7 @@ from rich.style import Style
 from rich.text import Text
 from textual.color import Color, ColorParseError
 
-from core.durations import format_duration_compact
-from core.safe_text import display_text, first_line
+from core.api import display_text, first_line, format_duration_compact
 from core.snapshot import DbHealthView, EndpointState, Severity
 
 DISPLAY_TZ: tzinfo | None = None

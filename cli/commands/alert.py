@@ -18,16 +18,22 @@ from cli.commands.common import (
     require_dsn,
     run_async,
 )
-from core import runtime
-from core.alerting import ActionResult, AlertActions
-from core.audit import default_actor
-from core.config import Config
-from core.db import Database, DatabaseUnavailable
-from core.durations import parse_duration
-from core.errors import ReadOnlyError
-from core.notify.delivery import Deliverer
-from core.notify.outbox import STATUSES, OutboxEntry, entries
-from core.notify.registry import notifiers_for
+from core.api import (
+    OUTBOX_STATUSES,
+    AlertActionResult,
+    AlertActions,
+    Config,
+    Database,
+    DatabaseUnavailable,
+    Deliverer,
+    OutboxEntry,
+    ReadOnlyError,
+    database_for,
+    default_actor,
+    entries,
+    notifiers_for,
+    parse_duration,
+)
 
 
 def register(subparsers: Any) -> None:
@@ -82,7 +88,7 @@ def register(subparsers: Any) -> None:
     )
 
     outbox = action(sub, "outbox", "list notifications in the outbox, newest first", _outbox)
-    outbox.add_argument("--status", choices=STATUSES, default=None)
+    outbox.add_argument("--status", choices=OUTBOX_STATUSES, default=None)
     outbox.add_argument("--limit", type=int, default=20)
 
 
@@ -101,7 +107,7 @@ def _instance() -> str:
 
 
 async def _with_actions(args: argparse.Namespace, config: Config, job: Any) -> int:
-    db = runtime.database_for(config, require_dsn(config))
+    db = database_for(config, require_dsn(config))
     actions = AlertActions(
         db,
         config,
@@ -183,7 +189,7 @@ async def _deliver(db: Database, deliverer: Deliverer, ids: tuple[int, ...], wai
         await asyncio.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
 
 
-def _act(args: argparse.Namespace, call: Callable[[AlertActions], Awaitable[ActionResult]]) -> int:
+def _act(args: argparse.Namespace, call: Callable[[AlertActions], Awaitable[AlertActionResult]]) -> int:
     """Run one operator action and print its outcome."""
     config = load_config_for(args)
 

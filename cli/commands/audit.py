@@ -7,10 +7,7 @@ from typing import Any
 
 from cli.commands.common import UsageError, subparser
 from cli.commands.triage_io import print_json, run
-from core.audit import AuditLog
-from core.config import Config
-from core.safe_text import display_text
-from core.triage import TriageService
+from core.api import AuditLog, Config, TriageService, display_text
 
 
 def register(subparsers: Any) -> None:

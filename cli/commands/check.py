@@ -16,11 +16,19 @@ from dataclasses import asdict
 from typing import Any, NoReturn
 
 from cli.commands.common import UsageError, load_config_for, package_version, run_async, subparser
-from core.check import CheckReport, CheckSetupError, Overrides, run_check
-from core.config import find_config_path
-from core.durations import format_duration_human
-from core.nagios import UNKNOWN, Range, plugin_text, status_line
-from core.runtime import database_for
+from core.api import (
+    UNKNOWN,
+    CheckReport,
+    CheckSetupError,
+    Overrides,
+    Range,
+    database_for,
+    find_config_path,
+    format_duration_human,
+    plugin_text,
+    run_check,
+    status_line,
+)
 
 SERVICE = "OPSWATCH"
 DEFAULT_TIMEOUT = 30.0

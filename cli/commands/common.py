@@ -9,11 +9,18 @@ from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
-from core.config import Config, ConfigError, default_config, find_config_path, load_config
-from core.durations import parse_duration
-from core.errors import UsageError as UsageError  # commands import it from here
-from core.runtime import connection, start_cli_logging
-from core.runtime import package_version as package_version
+from core.api import (
+    Config,
+    ConfigError,
+    connection,
+    default_config,
+    find_config_path,
+    load_config,
+    parse_duration,
+    start_cli_logging,
+)
+from core.api import UsageError as UsageError  # commands import it from here
+from core.api import package_version as package_version
 
 T = TypeVar("T")
 

@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from cli.commands.common import action, command_group, load_config_for
-from core.config import Config, find_config_path, render_effective
+from core.api import Config, find_config_path, render_effective
 
 
 def register(subparsers: Any) -> None:

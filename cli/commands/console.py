@@ -11,9 +11,7 @@ import asyncio
 from typing import Any
 
 from cli.commands.common import load_config_for, require_dsn, subparser
-from core.config import Config
-from core.logging import LogBuffer
-from core.runtime import MonitorRole, running_services, start_observability
+from core.api import Config, LogBuffer, MonitorRole, running_services, start_observability
 
 THEME_CHOICES = ("dark", "light", "high-contrast", "ansi")
 

@@ -9,10 +9,7 @@ import asyncpg
 
 from cli.commands.common import action, command_group, run_on_connection
 from cli.commands.db_advise import add_db_actions
-from core.config import Config
-from core.migrate import init_app_schema, migrate
-from core.triage.doctor import diagnose, read_columns
-from core.triage.schema import AppTables
+from core.api import AppTables, Config, diagnose, init_app_schema, migrate, read_columns
 
 
 def register(subparsers: Any) -> None:

@@ -15,10 +15,19 @@ from typing import Any
 import asyncpg
 
 from cli.commands.common import UsageError, action, add_common_options, load_config_for, run_on_connection
-from core.config import Config
-from core.notify_triggers import CHANGES_CHANNEL, install, install_sql, installed, uninstall
-from core.safe_text import display_text
-from core.triage.advise import advise, advise_settings, apply_advice, missing_sql
+from core.api import (
+    CHANGES_CHANNEL,
+    Config,
+    advise,
+    advise_settings,
+    apply_advice,
+    display_text,
+    install,
+    install_sql,
+    installed,
+    missing_sql,
+    uninstall,
+)
 
 
 def add_db_actions(sub: Any) -> None:

@@ -15,13 +15,17 @@ import yaml
 from cli.commands.common import UsageError, duration_option, run_async, subparser
 from cli.commands.console import add_console_options
 from cli.commands.run import add_metrics_options, metrics_address
-from core.agent import run_until_stopped
-from core.demo.environment import DEFAULT_SEED, DEFAULT_SPEED, DemoEnvironment
-from core.demo.server import DemoError
-from core.embedded import EmbeddedError
-from core.logging import LogBuffer
-from core.redact import register_secret
-from core.runtime import start_observability
+from core.api import (
+    DEFAULT_SEED,
+    DEFAULT_SPEED,
+    DemoEnvironment,
+    DemoError,
+    EmbeddedError,
+    LogBuffer,
+    register_secret,
+    run_until_stopped,
+    start_observability,
+)
 from tui.webwall import TOKEN_ENV, WallServer, resolve_token, wall_command
 
 WALL_CONFIG = "wall-config.yaml"

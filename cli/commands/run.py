@@ -13,8 +13,7 @@ from cli.commands.common import (
     run_async,
     subparser,
 )
-from core.agent import run_until_stopped
-from core.runtime import start_observability
+from core.api import run_until_stopped, start_observability
 
 
 def register(subparsers: Any) -> None:

@@ -12,9 +12,7 @@ from typing import Any
 
 from cli.commands.common import UsageError, load_config_for, require_dsn, run_async, subparser
 from cli.commands.console import THEME_CHOICES
-from core.config import find_config_path
-from core.redact import register_secret
-from core.runtime import start_observability
+from core.api import find_config_path, register_secret, start_observability
 from tui.webwall import TOKEN_ENV, WallServer, resolve_token, serve_until_stopped, wall_command
 
 

@@ -36,18 +36,18 @@ from cli.commands.triage_io import (
     run_bulk,
     single_id,
 )
-from core.config import Config
-from core.safe_text import display_text
-from core.triage import (
+from core.api import (
     DLQ,
     EVENTS,
     ActionResult,
+    Config,
     DlqDetail,
     DlqRow,
     EventDetail,
     EventRow,
     KindSpec,
     TriageService,
+    display_text,
 )
 
 FlagGroup = argparse._ArgumentGroup

@@ -25,22 +25,24 @@ from cli.commands.common import (
     require_dsn,
     run_async,
 )
-from core.audit import AuditEntry, default_actor
-from core.config import Config
-from core.db import Database, DatabaseUnavailable
-from core.durations import parse_duration
-from core.errors import ReadOnlyError
-from core.runtime import database_for
-from core.safe_text import display_text
-from core.triage import (
+from core.api import (
     ActionResult,
+    AuditEntry,
     BulkPreview,
     BulkProgress,
+    Config,
     Cursor,
+    Database,
+    DatabaseUnavailable,
     KindSpec,
     Page,
+    ReadOnlyError,
     Sort,
     TriageService,
+    database_for,
+    default_actor,
+    display_text,
+    parse_duration,
 )
 
 T = TypeVar("T")

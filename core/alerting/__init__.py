@@ -19,14 +19,8 @@ from core.alerting.models import (
 from core.alerting.planner import Plan, Planner
 from core.notify.base import Notification
 
-# Former names, kept while other branches still import them.
-ActionResult = AlertActionResult
-Transition = AlertChange
-_Planner = Planner
-
 __all__ = [
     "ENGINE_NAME",
-    "ActionResult",
     "AlertActionResult",
     "AlertActions",
     "AlertChange",
@@ -37,5 +31,4 @@ __all__ = [
     "Plan",
     "Planner",
     "Silence",
-    "Transition",
 ]

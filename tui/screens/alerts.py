@@ -20,8 +20,7 @@ from textual.containers import Horizontal, Vertical
 from textual.notifications import SeverityLevel
 from textual.widgets import DataTable, Static
 
-from core.alerting import AlertActionResult, AlertActions
-from core.notify.outbox import OutboxEntry
+from core.api import AlertActionResult, AlertActions, OutboxEntry
 from core.snapshot import AlertView, Severity, Snapshot
 from tui.keymap import bind
 from tui.render import (

@@ -7,8 +7,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Log, Static
 
-from core.audit import AuditEntry
-from core.safe_text import display_text
+from core.api import AuditEntry, display_text
 from core.snapshot import Snapshot
 from tui.keymap import bind
 from tui.render import fmt_clock, fmt_when, plain, safe

@@ -16,10 +16,7 @@ from textual.binding import BindingType
 from textual.screen import Screen
 from textual.worker import Worker, WorkerState
 
-from core.db import DatabaseUnavailable
-from core.errors import ReadOnlyError
-from core.redact import redact
-from core.safe_text import display_text
+from core.api import DatabaseUnavailable, ReadOnlyError, display_text, redact
 from core.snapshot import Freshness, Severity, Snapshot
 from tui.keymap import MUTATING_ACTIONS, SCREEN_KEYS, bind
 from tui.render import DEFAULT_PALETTE, Palette, age_between, fmt_age

@@ -14,10 +14,10 @@ from textual import events
 from textual.app import ComposeResult
 from textual.containers import Grid, Vertical, VerticalScroll
 from textual.timer import Timer
+from textual.widget import Widget
 from textual.widgets import DataTable, Static
 
-from core.db import DatabaseUnavailable
-from core.pg_activity import DbActivity, Session, collect_activity
+from core.api import DatabaseUnavailable, DbActivity, Session, collect_activity
 from core.snapshot import Snapshot
 from tui.keymap import bind
 from tui.render import fmt_age, fmt_bytes, fmt_clock, fmt_ms, plain, safe
@@ -142,7 +142,7 @@ class DatabaseScreen(OpsScreen):
         target = tables[(current + step) % len(tables)]
         target.focus()
         section = target.parent
-        if section is not None:
+        if isinstance(section, Widget):
             section.scroll_visible(animate=False)
 
     def on_resize(self, event: events.Resize) -> None:
@@ -163,7 +163,9 @@ class DatabaseScreen(OpsScreen):
             self._timer.pause()
 
     def _refresh_activity(self) -> None:
-        self.run_worker(self._load_activity, group="db-activity", exclusive=True, exit_on_error=False)
+        self.run_worker(  # Textual types a function worker as returning Never
+            self._load_activity, group="db-activity", exclusive=True, exit_on_error=False  # type: ignore[arg-type]
+        )
 
     async def _load_activity(self) -> None:
         states = self.query_one("#db-states", Static)

@@ -8,7 +8,7 @@ Only opswatch's own bindings are listed (every one has an id): Textual's interna
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from textual.app import App, ComposeResult
 from textual.binding import Binding, BindingType
@@ -16,7 +16,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Static
 
-from core.db import display_dsn
+from core.api import display_dsn
 from tui.keymap import MUTATING_ACTIONS, bind
 from tui.render import plain
 from tui.widgets.fast_table import FastTable
@@ -90,7 +90,7 @@ class HelpScreen(ModalScreen[None]):
     ]
 
     def __init__(
-        self, origin: Screen[object], title: str, others: Mapping[str, type[Screen[object]]] | None = None
+        self, origin: Screen[object], title: str, others: Mapping[str, type[Screen[Any]]] | None = None
     ) -> None:
         super().__init__(classes="modal help-modal")
         self._sections = help_sections(origin, title, others or {})

@@ -14,7 +14,7 @@ from textual.strip import Strip
 from textual.visual import Visual, visualize
 from textual.widget import Widget
 
-from core.config import AlertRule
+from core.api import AlertRule
 from core.snapshot import EndpointState, EndpointView, Severity
 from tui.render import (
     DEFAULT_PALETTE,

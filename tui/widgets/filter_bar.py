@@ -8,7 +8,7 @@ from textual.containers import Horizontal
 from textual.message import Message
 from textual.widgets import Input, Static
 
-from core.triage.models import MAX_TEXT_FILTER
+from core.api import MAX_TEXT_FILTER
 
 
 class FilterBar(Horizontal):

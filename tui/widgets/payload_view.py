@@ -9,7 +9,7 @@ from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
-from core.audit import AuditEntry
+from core.api import AuditEntry
 from tui.render import fmt_when, plain, safe, safe_block
 
 ERROR_LINES = 30

@@ -11,7 +11,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import ProgressBar, Static
 
-from core.triage.models import BulkProgress
+from core.api import BulkProgress
 from tui.keymap import bind
 from tui.render import plain
 

@@ -8,8 +8,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Input, Static
 
-from core.durations import parse_duration
-from core.safe_text import display_text
+from core.api import display_text, parse_duration
 from tui.render import plain
 from tui.widgets.confirm_modal import tell_cancelled
 from tui.widgets.dialog import FormModal, dialog_head

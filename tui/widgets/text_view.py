@@ -10,7 +10,7 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Static, TextArea
 
-from core.safe_text import display_text
+from core.api import display_text
 from tui.keymap import bind
 from tui.render import plain
 

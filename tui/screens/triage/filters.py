@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from textual import work
 from textual.widgets import Input
 
-from core.triage.models import Sort
+from core.api import Sort
 from tui.screens.triage.text import full_view_body, positive_int_or_empty
 from tui.widgets.filter_bar import FilterBar
 from tui.widgets.prompt_modal import PromptModal

@@ -11,8 +11,7 @@ from typing import TYPE_CHECKING, Any
 from textual import work
 from textual.notifications import SeverityLevel
 
-from core.triage import Transition
-from core.triage.models import ActionResult
+from core.api import ActionResult, Transition
 from tui.render import plain
 from tui.screens.triage.text import SHOWN_ROWS, id_list, preview_lines, result_message
 from tui.widgets.confirm_modal import ConfirmModal

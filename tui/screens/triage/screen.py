@@ -20,10 +20,8 @@ from textual.binding import BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import DataTable, Static
 
+from core.api import Cursor, D, F, Page, R, Sort, TriageKind, TriageService
 from core.snapshot import Snapshot
-from core.triage import TriageKind, TriageService
-from core.triage.kind import D, F, R
-from core.triage.models import Cursor, Page, Sort
 from tui.keymap import bind
 from tui.render import plain
 from tui.screens.base import OpsScreen

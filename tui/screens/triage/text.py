@@ -7,10 +7,7 @@ from datetime import datetime
 
 from rich.text import Text
 
-from core.audit import AuditEntry
-from core.safe_text import display_text, pretty_json
-from core.triage import past_tense
-from core.triage.models import ActionResult, BulkPreview, DlqDetail
+from core.api import ActionResult, AuditEntry, BulkPreview, DlqDetail, display_text, past_tense, pretty_json
 from tui.render import fmt_when, plain, safe
 from tui.widgets.text_view import FULL_VIEW_LIMIT, full_view_text
 

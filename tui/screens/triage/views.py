@@ -13,10 +13,21 @@ from textual.app import ComposeResult
 from textual.binding import BindingType
 from textual.containers import Horizontal
 
+from core.api import (
+    DLQ,
+    EVENTS,
+    D,
+    DlqDetail,
+    DlqFilter,
+    DlqRow,
+    EventDetail,
+    EventFilter,
+    EventRow,
+    F,
+    KindSpec,
+    R,
+)
 from core.snapshot import Severity, Snapshot
-from core.triage import DLQ, EVENTS, KindSpec
-from core.triage.kind import D, F, R
-from core.triage.models import DlqDetail, DlqFilter, DlqRow, EventDetail, EventFilter, EventRow
 from tui.keymap import bind
 from tui.render import age_between, fmt_age, fmt_when, plain, safe, status_text
 from tui.screens.triage.text import business_filter_text, last_action_text, same_message_text
