@@ -69,7 +69,6 @@ PEER = {
 }
 
 
-
 # --------------------------------------------------------------------------- configuration
 
 
@@ -394,8 +393,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also one slow-endpoint trial (rule slow, +--slow-delay-ms)")  # fmt: skip
     p.add_argument("--slow-delay-ms", type=float, default=3000.0, help="delay of the latency trial, ms")
     p.add_argument("--settle", type=float, default=5.0, help="pause between trials, s")
-    p.add_argument("--jitter", action=argparse.BooleanOptionalAction, default=True,
-                   help="sleep U(0, interval) before each flip (random probe phase at T0; default on)")
+    p.add_argument(
+        "--jitter",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="sleep U(0, interval) before each flip (random probe phase at T0; default on)",
+    )
     p.add_argument("--seed", type=int, default=None, help="RNG seed for --jitter")
     p.add_argument("--dsn", default=None, help="use this database instead of an embedded PostgreSQL")
     p.add_argument("--port", type=int, default=0, help="fleet port (default: a free one)")

@@ -167,15 +167,30 @@ def print_report(r: dict[str, Any]) -> None:
         return f"{value / peer[1]:.3f}-{value / peer[0]:.3f}x"
 
     rows = [
-        ("CPU per probe (ms)", r["cpu_ms_per_probe"], "<= 0.3", f"{peer_cpu[0]}-{peer_cpu[1]}",
-         ratio(r["cpu_ms_per_probe"], peer_cpu)),
-        ("RSS peak (MB)", r["rss_peak_mb"], "<= 150", f"{peer_rss[0]:.0f}-{peer_rss[1]:.0f}",
-         ratio(r["rss_peak_mb"], peer_rss)),
+        (
+            "CPU per probe (ms)",
+            r["cpu_ms_per_probe"],
+            "<= 0.3",
+            f"{peer_cpu[0]}-{peer_cpu[1]}",
+            ratio(r["cpu_ms_per_probe"], peer_cpu),
+        ),
+        (
+            "RSS peak (MB)",
+            r["rss_peak_mb"],
+            "<= 150",
+            f"{peer_rss[0]:.0f}-{peer_rss[1]:.0f}",
+            ratio(r["rss_peak_mb"], peer_rss),
+        ),
         ("drift p99 (ms)", r["drift_p99_ms"], "<= 50", "-", "-"),
         ("latency error p99 (ms)", r["latency_error_p99_ms"], "<= 5", "-", "-"),
         ("drift p50 / max (ms)", f"{r['drift_p50_ms']} / {r['drift_max_ms']}", "", "", ""),
-        ("latency error p50 / max (ms)", f"{r['latency_error_p50_ms']} / {r['latency_error_max_ms']}",
-         "", "", ""),
+        (
+            "latency error p50 / max (ms)",
+            f"{r['latency_error_p50_ms']} / {r['latency_error_max_ms']}",
+            "",
+            "",
+            "",
+        ),
         ("CPU % of one core", r["cpu_pct_one_core"], "", "", ""),
         ("probes (per s)", f"{r['probes']} ({r['probes_per_s']})", "", "", ""),
         ("skipped ticks", r["skipped_ticks"], "", "", ""),
@@ -209,7 +224,10 @@ async def compare_clients(base: str, n: int, rounds: int = 3, in_flight: int = 1
         async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
             headers = [(k.decode(), v.decode()) for k, v in request.headers.raw]
             async with self.session.request(
-                request.method, str(request.url), headers=headers, data=request.content or None,
+                request.method,
+                str(request.url),
+                headers=headers,
+                data=request.content or None,
                 allow_redirects=False,
             ) as response:
                 body = await response.read()
@@ -232,8 +250,12 @@ async def compare_clients(base: str, n: int, rounds: int = 3, in_flight: int = 1
         cpu, wall = cpu_seconds() - cpu0, time.monotonic() - wall0
         await close()
         per_request = round(1000 * cpu / (rounds * n), 3)
-        return {"client": name, "requests": rounds * n, "cpu_ms_per_request": per_request,
-                "wall_s": round(wall, 2)}
+        return {
+            "client": name,
+            "requests": rounds * n,
+            "cpu_ms_per_request": per_request,
+            "wall_s": round(wall, 2),
+        }
 
     results = []
     session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200), trust_env=False)
@@ -243,8 +265,9 @@ async def compare_clients(base: str, n: int, rounds: int = 3, in_flight: int = 1
             await response.read()
 
     results.append(await measure("aiohttp.ClientSession", aio_get, session.close))
-    plain = httpx.AsyncClient(timeout=5, trust_env=False,
-                              limits=httpx.Limits(max_connections=200, max_keepalive_connections=200))
+    plain = httpx.AsyncClient(
+        timeout=5, trust_env=False, limits=httpx.Limits(max_connections=200, max_keepalive_connections=200)
+    )
     results.append(await measure("httpx.AsyncClient", plain.get, plain.aclose))
     bridged = httpx.AsyncClient(timeout=5, transport=AiohttpTransport())
     results.append(await measure("httpx over aiohttp transport", bridged.get, bridged.aclose))
@@ -355,8 +378,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.clients:
             results = asyncio.run(compare_clients(fleet.base, args.n))
             for row in results:
-                print(f"{row['client']:<32} {row['cpu_ms_per_request']:>7.3f} ms CPU/request  "
-                      f"({row['requests']} requests, {row['wall_s']} s, 100 in flight)")
+                print(
+                    f"{row['client']:<32} {row['cpu_ms_per_request']:>7.3f} ms CPU/request  "
+                    f"({row['requests']} requests, {row['wall_s']} s, 100 in flight)"
+                )
             print(json.dumps({"bench": "http_clients", "n": args.n, "fleet": fleet.kind, "results": results}))
             return 0
         fleet.control(all=True, status=200, delay_ms=args.delay_ms)

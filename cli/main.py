@@ -42,8 +42,13 @@ def build_parser() -> argparse.ArgumentParser:
     names = [m.name for m in pkgutil.iter_modules(package.__path__)]
     modules = [importlib.import_module(f"cli.commands.{name}") for name in names]
     modules = [m for m in modules if hasattr(m, "register")]
-    modules.sort(key=lambda m: COMMAND_ORDER.index(m.__name__.rsplit(".", 1)[-1])
-                 if m.__name__.rsplit(".", 1)[-1] in COMMAND_ORDER else len(COMMAND_ORDER))
+    modules.sort(
+        key=lambda m: (
+            COMMAND_ORDER.index(m.__name__.rsplit(".", 1)[-1])
+            if m.__name__.rsplit(".", 1)[-1] in COMMAND_ORDER
+            else len(COMMAND_ORDER)
+        )
+    )
     for module in modules:
         module.register(subparsers)
     _accept_common_options_everywhere(subparsers)

@@ -338,9 +338,13 @@ def _perfdata(
     probe_check: bool,
 ) -> list[PerfDatum]:
     watched = {r.metric for r in rules} | ({"endpoint.up"} if probe_check else set())
-    wanted = watched if only is not None else watched | set(_DEFAULT_ENDPOINT_PERF) | {
-        m.metric for m in metrics if not m.metric.startswith("endpoint.")
-    }
+    wanted = (
+        watched
+        if only is not None
+        else watched
+        | set(_DEFAULT_ENDPOINT_PERF)
+        | {m.metric for m in metrics if not m.metric.startswith("endpoint.")}
+    )
     out: list[PerfDatum] = []
     seen: set[str] = set()
     for sample in metrics:

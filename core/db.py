@@ -373,4 +373,3 @@ def _server_gone(exc: BaseException) -> bool:
 def _is_connection_loss(exc: BaseException) -> bool:
     text = str(exc).lower()
     return any(word in text for word in ("connection", "closed", "terminat", "pool"))
-

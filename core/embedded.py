@@ -90,15 +90,24 @@ class EmbeddedPostgres:
         log = open(self.data_dir / "postgres.log", "ab")
         args = [
             str(_bin_dir() / "postgres"),
-            "-D", str(self.pgdata),
-            "-h", "127.0.0.1",
-            "-p", str(self.port),
-            "-k", str(self.data_dir / "sock"),
-            "-c", "shared_preload_libraries=pg_stat_statements",
-            "-c", "fsync=off",
-            "-c", "synchronous_commit=off",
-            "-c", "full_page_writes=off",
-            "-c", "max_connections=200",
+            "-D",
+            str(self.pgdata),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(self.port),
+            "-k",
+            str(self.data_dir / "sock"),
+            "-c",
+            "shared_preload_libraries=pg_stat_statements",
+            "-c",
+            "fsync=off",
+            "-c",
+            "synchronous_commit=off",
+            "-c",
+            "full_page_writes=off",
+            "-c",
+            "max_connections=200",
         ]
         self._proc = subprocess.Popen(
             args,
@@ -183,11 +192,13 @@ class EmbeddedPostgres:
             shutil.rmtree(self.pgdata)
         cmd = [
             str(_bin_dir() / "initdb"),
-            "-D", str(self.pgdata),
+            "-D",
+            str(self.pgdata),
             "--auth=trust",
             "--encoding=UTF8",
             "--locale=C",
-            "-U", "postgres",
+            "-U",
+            "postgres",
             "--no-sync",
         ]
         result = subprocess.run(cmd, capture_output=True, text=True, user=self._run_as, check=False)

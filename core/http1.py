@@ -312,8 +312,10 @@ class Http1Client:
         if method not in _NO_BODY_METHODS:
             fields["content-length"] = ("Content-Length", "0")
         for name, value in headers:
-            if not name or any(c in name for c in (*_FORBIDDEN, ":", " ")) or any(
-                c in value for c in _FORBIDDEN
+            if (
+                not name
+                or any(c in name for c in (*_FORBIDDEN, ":", " "))
+                or any(c in value for c in _FORBIDDEN)
             ):
                 raise InvalidRequest("invalid request header")
             fields[name.lower()] = (name, value)

@@ -125,9 +125,7 @@ class HttpClient:
         if follow_redirects or parsed.user is not None or parsed.scheme not in ("http", "https"):
             return await self._via_aiohttp(method, parsed, headers, timeout_s, verify_tls, follow_redirects)
         async with asyncio.timeout(timeout_s):
-            result = await self._lean.request(
-                method, parsed, _pairs(headers), verify_tls=verify_tls
-            )
+            result = await self._lean.request(method, parsed, _pairs(headers), verify_tls=verify_tls)
         return HttpResult(result.status, result.body)
 
     async def _via_aiohttp(

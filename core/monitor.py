@@ -139,8 +139,9 @@ class Monitor:
         # a screen wants a new dead letter within about a second; a headless agent's rules read the
         # backlog summaries, which refresh every SUMMARIES_EVERY_S anyway
         self._watch_fast = min(0.5, config.ui.refresh_interval)
-        self.watcher = ChangeWatcher(db, config, lambda _change: self._tables_changed.set(),
-                                     interval=SUMMARIES_EVERY_S)
+        self.watcher = ChangeWatcher(
+            db, config, lambda _change: self._tables_changed.set(), interval=SUMMARIES_EVERY_S
+        )
         self._subscribers: list[Callable[[Snapshot], None]] = []
         self._sample_listeners: list[Callable[[ProbeSample], None]] = []
         self._tasks: list[asyncio.Task[None]] = []
@@ -184,8 +185,14 @@ class Monitor:
         # summaries cost tens of ms on a million rows: every few seconds, and at once when the
         # DLQ/event tables change (LISTEN with `db install-notify`, else a cheap max(id) poll)
         await self.watcher.start()
-        self._spawn(self._every(max(refresh, SUMMARIES_EVERY_S), "summaries", self._collect_summaries,
-                                wake=self._tables_changed))
+        self._spawn(
+            self._every(
+                max(refresh, SUMMARIES_EVERY_S),
+                "summaries",
+                self._collect_summaries,
+                wake=self._tables_changed,
+            )
+        )
         self._spawn(self._every(_DB_STATS_EVERY_S, "db_stats", self._collect_db_stats))
         self._spawn(self._every(self.config.probes.flush_interval, "flush", self.store.flush))
         self._spawn(self._every(3600.0, "retention", self.store.enforce_retention))

@@ -106,15 +106,27 @@ async def install(conn: asyncpg.Connection, config: Config, *, actor: str | None
     """Install the change triggers on the app's tables; audited like every change opswatch makes."""
     async with conn.transaction():
         await conn.execute(install_sql(config))
-        await write_audit(conn, actor=default_actor(actor or config.triage.actor), action="db.install_notify",
-                          target_kind="schema", target_key="notify-triggers", outcome="applied")
+        await write_audit(
+            conn,
+            actor=default_actor(actor or config.triage.actor),
+            action="db.install_notify",
+            target_kind="schema",
+            target_key="notify-triggers",
+            outcome="applied",
+        )
 
 
 async def uninstall(conn: asyncpg.Connection, config: Config, *, actor: str | None = None) -> None:
     async with conn.transaction():
         await conn.execute(uninstall_sql(config))
-        await write_audit(conn, actor=default_actor(actor or config.triage.actor), action="db.remove_notify",
-                          target_kind="schema", target_key="notify-triggers", outcome="applied")
+        await write_audit(
+            conn,
+            actor=default_actor(actor or config.triage.actor),
+            action="db.remove_notify",
+            target_kind="schema",
+            target_key="notify-triggers",
+            outcome="applied",
+        )
 
 
 async def installed(conn: asyncpg.Connection, config: Config) -> bool:

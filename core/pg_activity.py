@@ -197,4 +197,3 @@ async def collect_activity(db: Database, *, slow: bool = True) -> DbActivity:
     sessions = tuple(session_from(r) for r in rows)
     use = connection_use(sessions, int(limits["max_conn"]), int(limits["reserved"]), int(limits["total"]))
     return DbActivity(sessions, use, statements)
-

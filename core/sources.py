@@ -136,9 +136,7 @@ async def event_summary(db: Database, config: Config, tables: AppTables | None =
         max_id = (
             rows[0]["max_id"]
             if rows
-            else await conn.fetchval(
-                f"SELECT {OWN_MARK} max({tables.events.c('id')}) FROM {tables.events.q}"
-            )
+            else await conn.fetchval(f"SELECT {OWN_MARK} max({tables.events.c('id')}) FROM {tables.events.q}")
         )
     hourly = [0] * 24
     tallies: dict[tuple[str, str], list[int]] = {}

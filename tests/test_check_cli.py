@@ -55,16 +55,23 @@ def parse_perfdata(text: str) -> dict[str, Perf]:
     text = text.strip()
     while pos < len(text):
         match = _ITEM.match(text, pos)
-        assert match is not None, f"not perfdata at {text[pos:pos + 40]!r}"
+        assert match is not None, f"not perfdata at {text[pos : pos + 40]!r}"
         end = match.end()
-        assert end == len(text) or text[end] == " ", f"junk after item: {text[end:end + 20]!r}"
+        assert end == len(text) or text[end] == " ", f"junk after item: {text[end : end + 20]!r}"
         label = match["label"]
         if label.startswith("'"):
             label = label[1:-1].replace("''", "'")
         assert label not in out, f"duplicate label {label}"
         num = lambda s: None if s is None else float(s)  # noqa: E731
-        out[label] = Perf(label, None if match["value"] == "U" else float(match["value"]), match["uom"] or "",
-                          match["warn"] or "", match["crit"] or "", num(match["min"]), num(match["max"]))
+        out[label] = Perf(
+            label,
+            None if match["value"] == "U" else float(match["value"]),
+            match["uom"] or "",
+            match["warn"] or "",
+            match["crit"] or "",
+            num(match["min"]),
+            num(match["max"]),
+        )
         pos = end + 1
     return out
 

@@ -82,8 +82,11 @@ async def test_dlq_list_into_head_ends_quietly(tmp_path: Path, db_dsn: str, many
 
 async def test_alert_outbox_and_audit_into_closed_pipe(tmp_path: Path, db_dsn: str, many_dlq: int) -> None:
     config = write_config(tmp_path, db_dsn)
-    for argv in (opswatch("alert", "outbox", "--config", config), opswatch("audit", "--config", config),
-                 opswatch("dlq", "list", "--config", config, "--json")):
+    for argv in (
+        opswatch("alert", "outbox", "--config", config),
+        opswatch("audit", "--config", config),
+        opswatch("dlq", "list", "--config", config, "--json"),
+    ):
         code, err = await asyncio.to_thread(closed_before_writing, argv)
         assert code in (0, SIGPIPE_EXIT) and b"Traceback" not in err and b"BrokenPipe" not in err, err
 
@@ -108,7 +111,9 @@ def test_refused_names_host_port_and_database(tmp_path: Path, capsys: Any, comma
 
 
 def test_unresolvable_host_names_it(tmp_path: Path, capsys: Any) -> None:
-    config = write_config(tmp_path, "postgresql://watcher:pa55word-x@nonexistent.invalid/posdb?sslmode=disable")
+    config = write_config(
+        tmp_path, "postgresql://watcher:pa55word-x@nonexistent.invalid/posdb?sslmode=disable"
+    )
     assert main(["dlq", "list", "--config", config]) == 2
     err = capsys.readouterr().err
     assert err.startswith("opswatch: database unavailable: ")

@@ -22,8 +22,15 @@ async def test_migrations_are_recorded_and_idempotent(db_dsn: str) -> None:
                 "SELECT table_name FROM information_schema.tables WHERE table_schema = 'opswatch'"
             )
         }
-        assert {"audit_log", "alert_state", "alert_history", "silences", "notification_outbox",
-                "probe_samples", "schema_migrations"} <= tables
+        assert {
+            "audit_log",
+            "alert_state",
+            "alert_history",
+            "silences",
+            "notification_outbox",
+            "probe_samples",
+            "schema_migrations",
+        } <= tables
     finally:
         await conn.close()
 
@@ -56,8 +63,9 @@ async def test_health_reports_round_trip(database: Database) -> None:
 
 
 async def test_unreachable_database_is_a_typed_result_not_a_crash() -> None:
-    db = Database(f"postgresql://ops:hunter2secret@127.0.0.1:{free_port()}/pos",
-                  PoolSettings(connect_timeout_s=1))
+    db = Database(
+        f"postgresql://ops:hunter2secret@127.0.0.1:{free_port()}/pos", PoolSettings(connect_timeout_s=1)
+    )
     health = await db.health()
     assert not health.up and health.down_since is not None
     assert "hunter2secret" not in (health.error or "")

@@ -60,9 +60,22 @@ async def test_headless_demo_fires_resolves_and_redrives(tmp_path: Path) -> None
     data_dir = tmp_path / "demo"
     env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "xdg")}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "cli.main", "demo", "--headless", "--duration", "20s", "--speed", "30",
-        "--seed", "1", "--data-dir", str(data_dir),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE, env=env,
+        sys.executable,
+        "-m",
+        "cli.main",
+        "demo",
+        "--headless",
+        "--duration",
+        "20s",
+        "--speed",
+        "30",
+        "--seed",
+        "1",
+        "--data-dir",
+        str(data_dir),
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
         cwd=Path(__file__).resolve().parent.parent,
     )
     assert proc.stderr is not None
@@ -108,7 +121,8 @@ async def test_headless_demo_fires_resolves_and_redrives(tmp_path: Path) -> None
             # consumed by the simulated worker: either delivered (resolved) or failed back into the DLQ
             failed_back = await conn.fetchval(
                 "SELECT count(*) FROM dead_letter_messages WHERE message_id = $1 AND id > $2",
-                row["message_id"], retried,
+                row["message_id"],
+                retried,
             )
             assert row["status"] == "resolved" or failed_back >= 1, dict(row)
             audit = await conn.fetchval(

@@ -85,8 +85,13 @@ async def test_without_a_running_demo_ports_are_flagged(tmp_path: Path, capsys: 
 
 def test_display_dsn_masks_the_password() -> None:
     assert display_dsn("postgresql://bob:s3cr3t@db:5432/pos") == "postgresql://bob:***@db:5432/pos"
-    assert display_dsn("postgresql://bob@db/pos?password=s3cr3t&x=1") == "postgresql://bob@db/pos?password=***&x=1"
-    assert display_dsn("postgresql://postgres@127.0.0.1:5432/pos") == "postgresql://postgres@127.0.0.1:5432/pos"
+    assert (
+        display_dsn("postgresql://bob@db/pos?password=s3cr3t&x=1")
+        == "postgresql://bob@db/pos?password=***&x=1"
+    )
+    assert (
+        display_dsn("postgresql://postgres@127.0.0.1:5432/pos") == "postgresql://postgres@127.0.0.1:5432/pos"
+    )
 
 
 async def test_help_shows_the_database(db_dsn: str) -> None:

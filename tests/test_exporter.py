@@ -85,10 +85,22 @@ def _fixed_snapshot() -> Snapshot:
         endpoints=(up, down, never),
         alerts=(alert,),
         db=DbHealthView(True, 4.0, None, None, NOW),
-        dlq=DlqSummary(7, 3600.0, 5, 2, by_channel=(CountBy('shop "A"\\n', 4, 12),), created_total=5,
-                       left_pending_total=2),
-        events=EventSummary(3, 11, tallies=(EventTally("sale.created", "failed", 3, 11),), created_total=11,
-                            created_by_event=(CountBy("sale.created", 11),)),
+        dlq=DlqSummary(
+            7,
+            3600.0,
+            5,
+            2,
+            by_channel=(CountBy('shop "A"\\n', 4, 12),),
+            created_total=5,
+            left_pending_total=2,
+        ),
+        events=EventSummary(
+            3,
+            11,
+            tallies=(EventTally("sale.created", "failed", 3, 11),),
+            created_total=11,
+            created_by_event=(CountBy("sale.created", 11),),
+        ),
         db_stats=DbStats(9, 100, 123456, slowest_mean_ms=250.0),
         outbox=OutboxSummary(2, 1, 6, delivered_total=6),
         custom_metrics=(("auth_failure_rate", 1.5), ("unknown_yet", None)),
@@ -111,9 +123,10 @@ def test_fixed_snapshot_renders_every_family() -> None:
     assert p95 == 0.04
     assert _value(samples, "opswatch_endpoint_error_ratio", endpoint="health") == 0.25
     assert _value(samples, "opswatch_endpoint_uptime_ratio", endpoint="health", window="24h") == 0.9
-    assert _value(samples, "opswatch_endpoint_down_since_timestamp_seconds", endpoint="sales") == (
-        NOW - timedelta(minutes=3)
-    ).timestamp()
+    assert (
+        _value(samples, "opswatch_endpoint_down_since_timestamp_seconds", endpoint="sales")
+        == (NOW - timedelta(minutes=3)).timestamp()
+    )
     assert _value(samples, "opswatch_alert_state", rule="api-down", scope="sales", severity="critical",
                   state="firing") == 1  # fmt: skip
     assert _value(samples, "opswatch_alert_state", rule="api-down", state="resolved") == 0
@@ -310,9 +323,11 @@ async def test_live_monitor_scrape(db_dsn: str) -> None:
                 )
             counted = await _scrape_until(
                 port,
-                lambda s: _value(s, "opswatch_dlq_inflow_total") == 3
-                and _value(s, "opswatch_dlq_outflow_total") == 2
-                and _value(s, "opswatch_event_failures_by_event_total", event="sale.created") == 2,
+                lambda s: (
+                    _value(s, "opswatch_dlq_inflow_total") == 3
+                    and _value(s, "opswatch_dlq_outflow_total") == 2
+                    and _value(s, "opswatch_event_failures_by_event_total", event="sale.created") == 2
+                ),
             )
             text = await _scrape_text(port)
         finally:
@@ -436,10 +451,10 @@ async def test_promtool_lints_every_family_served_over_http() -> None:
     await _lint(promtool, text)
 
     # and the lint does catch what this exporter used to serve
-    bad = '''# HELP opswatch_endpoint_window_latency_seconds Latency quantiles
+    bad = """# HELP opswatch_endpoint_window_latency_seconds Latency quantiles
 # TYPE opswatch_endpoint_window_latency_seconds gauge
 opswatch_endpoint_window_latency_seconds{endpoint="health",quantile="0.5"} 0.01
-'''
+"""
     code, out = await _run(promtool, "check", "metrics", stdin=bad)
     assert code != 0 and "quantile" in out
 

@@ -57,8 +57,12 @@ def config_for(dsn: str, fleet: FleetServer, sink: WebhookSink, logs: Path) -> d
             "group_wait": 0,
             "repeat_interval": 86400,
             "rules": [
-                {"name": "down", "metric": "endpoint.down_for", "critical": 1,
-                 "description": "Endpoint down"},
+                {
+                    "name": "down",
+                    "metric": "endpoint.down_for",
+                    "critical": 1,
+                    "description": "Endpoint down",
+                },
                 {"name": "db-unreachable", "metric": "db.unreachable", "critical": 0},
             ],
         },

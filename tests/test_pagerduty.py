@@ -341,7 +341,9 @@ async def test_acknowledging_in_opswatch_acknowledges_in_pagerduty_but_not_in_sl
         ("resolve", "opswatch/api-down/ep0"),
     ]
     assert pd_sink.events[2] == {
-        "routing_key": ROUTING_KEY, "event_action": "acknowledge", "dedup_key": "opswatch/api-down/ep0",
+        "routing_key": ROUTING_KEY,
+        "event_action": "acknowledge",
+        "dedup_key": "opswatch/api-down/ep0",
     }
     assert [r.body["blocks"][0]["text"]["text"] for r in slack.received] == [
         ":red_circle: CRITICAL: 2 alerts firing",

@@ -54,8 +54,10 @@ async def test_blocking_tree_idle_in_transaction_and_active_queries(db: Database
 
         activity: DbActivity = await until(
             lambda: collect_activity(db),
-            lambda a: len([n for n in a.blocking_tree if n.depth > 0]) >= 2
-            and any(s.pid == pids[sleeper] and s.state == "active" for s in a.sessions),
+            lambda a: (
+                len([n for n in a.blocking_tree if n.depth > 0]) >= 2
+                and any(s.pid == pids[sleeper] and s.state == "active" for s in a.sessions)
+            ),
         )
         tree = activity.blocking_tree
         assert tree[0].session.pid == pids[holder] and tree[0].depth == 0 and tree[0].blocks >= 2
@@ -96,8 +98,14 @@ def session(pid: int, *blocked_by: int) -> Session:
 def test_blocking_tree_shapes() -> None:
     assert blocking_tree([session(1), session(2)]) == ()
     tree = blocking_tree([session(1), session(2, 1), session(3, 2), session(4, 1), session(9, 7)])
-    assert [(n.session.pid, n.depth, n.blocks) for n in tree] == [(1, 0, 3), (2, 1, 1), (3, 2, 0), (4, 1, 0),
-                                                                   (7, 0, 1), (9, 1, 0)]
+    assert [(n.session.pid, n.depth, n.blocks) for n in tree] == [
+        (1, 0, 3),
+        (2, 1, 1),
+        (3, 2, 0),
+        (4, 1, 0),
+        (7, 0, 1),
+        (9, 1, 0),
+    ]
     assert tree[4].session.query == "(not visible)"  # pid 7 blocks but is not listed
     cycle = blocking_tree([session(1, 2), session(2, 1)])  # a deadlock not yet broken: no endless walk
     assert [n.session.pid for n in cycle] == [1, 2]

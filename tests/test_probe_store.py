@@ -120,7 +120,8 @@ async def test_unavailable_database_keeps_a_bounded_buffer(database: Database, d
             await asyncio.sleep(0.1)
         assert store.pending == 0 and store.last_error is None
         seconds = [
-            r["s"] for r in await database.fetch(
+            r["s"]
+            for r in await database.fetch(
                 "SELECT extract(epoch FROM at - $1)::int AS s FROM opswatch.probe_samples ORDER BY at", NOW
             )
         ]

@@ -115,12 +115,12 @@ async def test_body_contains(fleet: FleetServer, client: HttpClient) -> None:
         ('{"checks":{"db":{"status":"up"}}}', "checks.db.status", "up", ""),
         ('{"items":[{"n":1},{"n":2}]}', "items.1.n", 2, ""),
         ('{"ready":true}', "ready", True, ""),
-        ('{"ready":1}', "ready", True, 'JSON field \'ready\' is 1, expected true'),
+        ('{"ready":1}', "ready", True, "JSON field 'ready' is 1, expected true"),
         ('{"v":null}', "v", None, ""),
         ('{"status":"degraded"}', "status", "ok", 'JSON field \'status\' is "degraded", expected "ok"'),
         ('{"status":"ok"}', "checks.db", "ok", "JSON field 'checks.db' is missing"),
         ("<html>oops</html>", "status", "ok", "body is not valid JSON"),
-        ('{"s":"\\u001b[31mred"}', "s", "ok", "JSON field 's' is \"\\u001b[31mred\", expected \"ok\""),
+        ('{"s":"\\u001b[31mred"}', "s", "ok", 'JSON field \'s\' is "\\u001b[31mred", expected "ok"'),
         ('{"status":"\u202eko"}', "status", "ok", 'JSON field \'status\' is "ko", expected "ok"'),
     ],
 )
@@ -166,10 +166,28 @@ def tls_cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     folder: Path = tmp_path_factory.mktemp("tls")
     cert, key = folder / "cert.pem", folder / "key.pem"
     subprocess.run(
-        [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-         "-keyout", str(key), "-out", str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True, capture_output=True,
+        [
+            openssl,
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ],
+        check=True,
+        capture_output=True,
     )
     return cert, key
 
@@ -180,6 +198,7 @@ async def tls_url(tls_cert: tuple[Path, Path]) -> AsyncIterator[str]:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
     app = web.Application()
+
     async def health(_: web.Request) -> web.Response:
         return web.Response(text="ok")
 
@@ -241,18 +260,36 @@ def test_specs_from_config() -> None:
         {
             "probes": {"interval": "10s", "timeout": "2s"},
             "endpoints": [
-                {"name": "health", "url": "http://127.0.0.1:3000/test/health", "expect_status": [200],
-                 "json_field": {"path": "status", "equals": "ok"}, "headers": {"X-Key": "v"}},
-                {"name": "sales", "url": "https://pos.example/api/v1/sales", "expect_status": "2xx",
-                 "interval": "1m", "verify_tls": False, "service": "worker", "method": "HEAD"},
+                {
+                    "name": "health",
+                    "url": "http://127.0.0.1:3000/test/health",
+                    "expect_status": [200],
+                    "json_field": {"path": "status", "equals": "ok"},
+                    "headers": {"X-Key": "v"},
+                },
+                {
+                    "name": "sales",
+                    "url": "https://pos.example/api/v1/sales",
+                    "expect_status": "2xx",
+                    "interval": "1m",
+                    "verify_tls": False,
+                    "service": "worker",
+                    "method": "HEAD",
+                },
             ],
         }
     )
     health, sales = specs_from_config(config)
     assert health == ProbeSpec(
-        name="health", url="http://127.0.0.1:3000/test/health", headers=(("X-Key", "v"),),
-        interval_s=10.0, timeout_s=2.0, expect_status=frozenset({200}), json_path="status",
-        json_equals="ok", service="api",
+        name="health",
+        url="http://127.0.0.1:3000/test/health",
+        headers=(("X-Key", "v"),),
+        interval_s=10.0,
+        timeout_s=2.0,
+        expect_status=frozenset({200}),
+        json_path="status",
+        json_equals="ok",
+        service="api",
     )
     assert (sales.interval_s, sales.timeout_s, sales.verify_tls, sales.method) == (60.0, 2.0, False, "HEAD")
     assert sales.expect_status == frozenset(range(200, 300)) and sales.service == "worker"

@@ -124,9 +124,7 @@ async def test_outbox_redacts_last_error_before_storing_it(db: Database) -> None
         await enqueue_dead(conn, [FailedItem(item("direct"), 3, f"HTTP 404: unknown /{HOOK_PATH}", 404)])
     [row] = await claim(db, instance_id="one", lease_s=5, targets=None)
     error = f"HTTP 404: bad token {TOKEN} card 4111 1111 1111 1111"
-    await mark_failed(
-        db, row.id, "one", error=error, status=404, delay_s=0, max_attempts=3, permanent=True
-    )
+    await mark_failed(db, row.id, "one", error=error, status=404, delay_s=0, max_attempts=3, permanent=True)
     stored = dict(await db.fetch("SELECT dedup_key, last_error FROM opswatch.notification_outbox"))
     assert stored == {
         "retried": "HTTP 404: bad token *** card [card]",

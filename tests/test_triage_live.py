@@ -114,8 +114,9 @@ async def test_advise_reports_and_creates_missing_indexes(db: Database) -> None:
         assert any('INCLUDE ("business_id", "channel_id")' in s for s in statements)
         ran = await apply_advice(conn, config, actor="dba@host")
         assert ran == statements
-        row = await conn.fetchrow("SELECT actor, outcome, detail FROM opswatch.audit_log "
-                                  "WHERE action = 'db.advise_apply'")
+        row = await conn.fetchrow(
+            "SELECT actor, outcome, detail FROM opswatch.audit_log WHERE action = 'db.advise_apply'"
+        )
         assert row is not None and row["actor"] == "dba@host" and row["outcome"] == "applied"
         assert json.loads(row["detail"])["ran"] == statements
         after = await advise(conn, config)

@@ -68,7 +68,13 @@ PREBUILD_FALLBACK_S = 3.0
 PREBUILD_GAP_S = 0.1
 SETTLE_AFTER_S = 1.0
 STYLE_FILES = (
-    "app.tcss", "overview.tcss", "tables.tcss", "database.tcss", "triage.tcss", "modals.tcss", "wall.tcss",
+    "app.tcss",
+    "overview.tcss",
+    "tables.tcss",
+    "database.tcss",
+    "triage.tcss",
+    "modals.tcss",
+    "wall.tcss",
 )
 
 
@@ -376,4 +382,3 @@ class OpsWatchApp(WorkerErrors, App[None]):
             for event in self._bulk_cancels:
                 event.set()
             self.exit()
-

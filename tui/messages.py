@@ -16,4 +16,3 @@ class SnapshotUpdated(Message):
 
     def can_replace(self, message: Message) -> bool:
         return isinstance(message, SnapshotUpdated)
-

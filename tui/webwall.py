@@ -187,7 +187,7 @@ class WallServer(Server):
         return offered
 
     def authorised(self, request: web.Request) -> str | None:
-        """"token", "cookie" or "open" (--no-auth) when the request may pass, else None."""
+        """ "token", "cookie" or "open" (--no-auth) when the request may pass, else None."""
         if self.token is None:
             return "open"
         for how, value in self._credentials(request):

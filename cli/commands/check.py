@@ -86,17 +86,37 @@ def register(subparsers: Any) -> None:
         "notification is sent.",
     )
     parser.error = lambda message: _usage_error(parser, message)  # type: ignore[method-assign]
-    parser.add_argument("--only", type=_names, metavar="RULE[,RULE]",
-                        help="judge only these rules (one Icinga service per rule); 'endpoint-probe' "
-                             "names the built-in failing-endpoint check")
-    parser.add_argument("-w", "--warning", type=_range, metavar="RANGE",
-                        help="replace the warning threshold of the --only rules, as a plugin range "
-                             "(10, 10:, ~:10, 10:20, @10:20) in the perfdata unit (seconds, percent, "
-                             "count, bytes)")
-    parser.add_argument("-c", "--critical", type=_range, metavar="RANGE",
-                        help="replace the critical threshold of the --only rules (same form as -w)")
-    parser.add_argument("-t", "--timeout", type=_seconds, default=DEFAULT_TIMEOUT, metavar="SECONDS",
-                        help=f"give up as UNKNOWN after this long (default {DEFAULT_TIMEOUT:g})")
+    parser.add_argument(
+        "--only",
+        type=_names,
+        metavar="RULE[,RULE]",
+        help="judge only these rules (one Icinga service per rule); 'endpoint-probe' "
+        "names the built-in failing-endpoint check",
+    )
+    parser.add_argument(
+        "-w",
+        "--warning",
+        type=_range,
+        metavar="RANGE",
+        help="replace the warning threshold of the --only rules, as a plugin range "
+        "(10, 10:, ~:10, 10:20, @10:20) in the perfdata unit (seconds, percent, "
+        "count, bytes)",
+    )
+    parser.add_argument(
+        "-c",
+        "--critical",
+        type=_range,
+        metavar="RANGE",
+        help="replace the critical threshold of the --only rules (same form as -w)",
+    )
+    parser.add_argument(
+        "-t",
+        "--timeout",
+        type=_seconds,
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help=f"give up as UNKNOWN after this long (default {DEFAULT_TIMEOUT:g})",
+    )
     parser.add_argument("-V", "--version", action="version", version=f"opswatch check {package_version()}")
     parser.add_argument("--json", action="store_true", help="print the findings as JSON")
     parser.set_defaults(handler=_check, usage_error=lambda message: _usage_error(parser, message))

@@ -28,11 +28,19 @@ T = TypeVar("T")
 def add_common_options(parser: argparse.ArgumentParser, *, top_level: bool = False) -> None:
     """Options accepted both before and after the subcommand."""
     default: Any = None if top_level else argparse.SUPPRESS
-    parser.add_argument("--config", metavar="PATH", default=default,
-                        help="config file (default: $OPSWATCH_CONFIG, ./opswatch.yaml, "
-                             "$XDG_CONFIG_HOME/opswatch/config.yaml)")
-    parser.add_argument("--read-only", action="store_true", default=default if not top_level else False,
-                        help="refuse every mutating action (retry, abandon, acknowledge, ...)")
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        default=default,
+        help="config file (default: $OPSWATCH_CONFIG, ./opswatch.yaml, "
+        "$XDG_CONFIG_HOME/opswatch/config.yaml)",
+    )
+    parser.add_argument(
+        "--read-only",
+        action="store_true",
+        default=default if not top_level else False,
+        help="refuse every mutating action (retry, abandon, acknowledge, ...)",
+    )
 
 
 def subparser(

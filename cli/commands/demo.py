@@ -46,26 +46,48 @@ def register(subparsers: Any) -> None:
         "the dead-letter queue and replays what you retry, and a local Slack webhook sink; then open the "
         "console on it. Everything binds 127.0.0.1 and stops when you quit.",
     )
-    parser.add_argument("--speed", type=float, default=DEFAULT_SPEED,
-                        help=f"time compression of the scenario (default {DEFAULT_SPEED:g})")
+    parser.add_argument(
+        "--speed",
+        type=float,
+        default=DEFAULT_SPEED,
+        help=f"time compression of the scenario (default {DEFAULT_SPEED:g})",
+    )
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed for a reproducible scenario")
     parser.add_argument("--fresh", action="store_true", help="wipe the demo data directory first")
-    parser.add_argument("--data-dir", type=Path, default=None,
-                        help="where the demo database lives (default $XDG_DATA_HOME/opswatch/demo)")
-    parser.add_argument("--headless", action="store_true",
-                        help="everything but the console (for scripting and benchmarks)")
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        default=None,
+        help="where the demo database lives (default $XDG_DATA_HOME/opswatch/demo)",
+    )
+    parser.add_argument(
+        "--headless", action="store_true", help="everything but the console (for scripting and benchmarks)"
+    )
     parser.add_argument("--duration", default=None, help="stop by itself after this long (e.g. 20s, 5m)")
-    parser.add_argument("--slack-webhook", default=None, metavar="URL",
-                        help="send alerts to this real Slack incoming webhook instead of the local sink")
-    parser.add_argument("--print-config", action="store_true",
-                        help="print a config for the demo running on this data directory (real ports; "
-                             "secrets as ${OPSWATCH_DEMO_...} references, their values once on stderr) "
-                             "and exit")
-    parser.add_argument("--reveal", action="store_true",
-                        help="with --print-config: write the secrets into the config instead")
-    parser.add_argument("--serve", type=int, default=None, metavar="PORT",
-                        help="also serve the read-only wall console to browsers on 127.0.0.1:PORT "
-                             f"(token from ${TOKEN_ENV}, else generated and printed)")
+    parser.add_argument(
+        "--slack-webhook",
+        default=None,
+        metavar="URL",
+        help="send alerts to this real Slack incoming webhook instead of the local sink",
+    )
+    parser.add_argument(
+        "--print-config",
+        action="store_true",
+        help="print a config for the demo running on this data directory (real ports; "
+        "secrets as ${OPSWATCH_DEMO_...} references, their values once on stderr) "
+        "and exit",
+    )
+    parser.add_argument(
+        "--reveal", action="store_true", help="with --print-config: write the secrets into the config instead"
+    )
+    parser.add_argument(
+        "--serve",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="also serve the read-only wall console to browsers on 127.0.0.1:PORT "
+        f"(token from ${TOKEN_ENV}, else generated and printed)",
+    )
     add_metrics_options(parser)
     add_console_options(parser)
     parser.set_defaults(handler=_demo)
@@ -104,8 +126,9 @@ def _demo(args: argparse.Namespace) -> int:
     return run_async(_run(env, args, duration, metrics))
 
 
-async def _run(env: DemoEnvironment, args: argparse.Namespace, duration: float | None,
-               metrics: tuple[str, int] | None) -> int:
+async def _run(
+    env: DemoEnvironment, args: argparse.Namespace, duration: float | None, metrics: tuple[str, int] | None
+) -> int:
     started = time.monotonic()
     try:
         await env.start()
@@ -122,8 +145,9 @@ async def _run(env: DemoEnvironment, args: argparse.Namespace, duration: float |
         wall = bool(getattr(args, "wall", False))
         read_only = bool(getattr(args, "read_only", False)) or wall
         if args.headless:
-            await run_until_stopped(config, env.dsn, duration=duration, read_only=read_only,
-                                    log_buffer=buffer, metrics=metrics)
+            await run_until_stopped(
+                config, env.dsn, duration=duration, read_only=read_only, log_buffer=buffer, metrics=metrics
+            )
         else:
             await _console(env, config, buffer, duration, read_only, wall, getattr(args, "theme", None),
                            metrics)  # fmt: skip
@@ -165,9 +189,25 @@ async def _serve_wall(env: DemoEnvironment, port: int, theme: str | None) -> Wal
     return server
 
 
-async def _console(env: DemoEnvironment, config: Any, buffer: LogBuffer, duration: float | None,
-                   read_only: bool, wall: bool, theme: str | None, metrics: tuple[str, int] | None) -> None:
+async def _console(
+    env: DemoEnvironment,
+    config: Any,
+    buffer: LogBuffer,
+    duration: float | None,
+    read_only: bool,
+    wall: bool,
+    theme: str | None,
+    metrics: tuple[str, int] | None,
+) -> None:
     from cli.commands.console import run_app
 
-    await run_app(config, env.dsn, read_only=read_only, wall=wall, theme=theme, log_buffer=buffer,
-                  metrics=metrics, duration=duration)
+    await run_app(
+        config,
+        env.dsn,
+        read_only=read_only,
+        wall=wall,
+        theme=theme,
+        log_buffer=buffer,
+        metrics=metrics,
+        duration=duration,
+    )

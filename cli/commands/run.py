@@ -25,8 +25,9 @@ def register(subparsers: Any) -> None:
         "and deliver notifications, logging JSON lines to stderr and logs/. Stops on SIGTERM/Ctrl-C. "
         "Several agents and consoles may share one database: each notification is sent once.",
     )
-    parser.add_argument("--headless", action="store_true", required=True,
-                        help="required: run without the console")
+    parser.add_argument(
+        "--headless", action="store_true", required=True, help="required: run without the console"
+    )
     parser.add_argument("--duration", default=None, help="stop after this long (e.g. 30s, 5m)")
     add_metrics_options(parser)
     parser.set_defaults(handler=_run)
@@ -34,10 +35,19 @@ def register(subparsers: Any) -> None:
 
 def add_metrics_options(parser: argparse.ArgumentParser) -> None:
     """--metrics-port / --metrics-host, shared with `opswatch demo`."""
-    parser.add_argument("--metrics-port", type=int, default=None, metavar="PORT",
-                        help="serve Prometheus metrics on http://HOST:PORT/metrics (e.g. 9464)")
-    parser.add_argument("--metrics-host", default="127.0.0.1", metavar="HOST",
-                        help="address for --metrics-port (default 127.0.0.1; 0.0.0.0 for every interface)")
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="serve Prometheus metrics on http://HOST:PORT/metrics (e.g. 9464)",
+    )
+    parser.add_argument(
+        "--metrics-host",
+        default="127.0.0.1",
+        metavar="HOST",
+        help="address for --metrics-port (default 127.0.0.1; 0.0.0.0 for every interface)",
+    )
 
 
 def metrics_address(args: argparse.Namespace) -> tuple[str, int] | None:

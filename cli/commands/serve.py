@@ -26,18 +26,35 @@ def register(subparsers: Any) -> None:
         f"need the token: open http://HOST:PORT/?token=TOKEN. The token comes from --token, ${TOKEN_ENV}, "
         "or is generated and printed once at start.",
     )
-    parser.add_argument("--wall", action="store_true", default=argparse.SUPPRESS,
-                        help="required: serve the wall console (the only thing serve serves)")
+    parser.add_argument(
+        "--wall",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="required: serve the wall console (the only thing serve serves)",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=8080, help="port to listen on (default 8080)")
-    parser.add_argument("--token", default=None,
-                        help=f"token browsers must present (visible in ps: prefer ${TOKEN_ENV})")
-    parser.add_argument("--no-auth", action="store_true",
-                        help="serve without a token: anyone who reaches the port sees the wall")
-    parser.add_argument("--max-sessions", type=int, default=8, metavar="N",
-                        help="browser sessions at once; each runs its own console process (default 8)")
-    parser.add_argument("--theme", choices=THEME_CHOICES, default=argparse.SUPPRESS,
-                        help="colour theme of the served console (default: high-contrast on the wall)")
+    parser.add_argument(
+        "--token", default=None, help=f"token browsers must present (visible in ps: prefer ${TOKEN_ENV})"
+    )
+    parser.add_argument(
+        "--no-auth",
+        action="store_true",
+        help="serve without a token: anyone who reaches the port sees the wall",
+    )
+    parser.add_argument(
+        "--max-sessions",
+        type=int,
+        default=8,
+        metavar="N",
+        help="browser sessions at once; each runs its own console process (default 8)",
+    )
+    parser.add_argument(
+        "--theme",
+        choices=THEME_CHOICES,
+        default=argparse.SUPPRESS,
+        help="colour theme of the served console (default: high-contrast on the wall)",
+    )
     parser.set_defaults(handler=_serve)
 
 
@@ -50,8 +67,9 @@ def _serve(args: argparse.Namespace) -> int:
         raise UsageError("--max-sessions must be at least 1")
     path = find_config_path(getattr(args, "config", None), os.environ)
     if path is None:
-        raise UsageError("serve needs a config file with database.dsn: pass --config PATH or set "
-                         "OPSWATCH_CONFIG")
+        raise UsageError(
+            "serve needs a config file with database.dsn: pass --config PATH or set OPSWATCH_CONFIG"
+        )
     config = load_config_for(args)
     require_dsn(config)
     try:

@@ -134,7 +134,7 @@ def _column_problems(table: Table, have: list[str], table_optional: bool) -> Ite
         impact = OPTIONAL_COLUMNS.get((table.logical, logical), "")
         required = not (impact or table_optional)
         message = (
-            f"{_key(table.logical, logical)}: column \"{real}\" not found in {table.display} "
+            f'{_key(table.logical, logical)}: column "{real}" not found in {table.display} '
             f"(has: {listing}){_suggest(logical, real, present)}"
         )
         yield SchemaProblem(
@@ -162,7 +162,7 @@ def diagnose(tables: AppTables, columns: dict[tuple[str, str], list[str]]) -> Sc
                     column=None,
                     required=not optional_table,
                     message=display_text(
-                        f"{_key(table.logical, None)}: table \"{table.display}\" not found", 300
+                        f'{_key(table.logical, None)}: table "{table.display}" not found', 300
                     ),
                     impact=OPTIONAL_TABLES.get(table.logical, ""),
                 )

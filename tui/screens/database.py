@@ -8,6 +8,7 @@ health, statements and sizes come with the Monitor's snapshots.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from rich.text import Text
 from textual import events
@@ -94,8 +95,9 @@ class DatabaseScreen(OpsScreen):
     SCREEN_TITLE = "Database"
     BINDINGS = [
         bind("database.next_list", "right_square_bracket", "section(1)", "Next list", key_display="]"),
-        bind("database.previous_list", "left_square_bracket", "section(-1)", "Previous list",
-             key_display="["),
+        bind(
+            "database.previous_list", "left_square_bracket", "section(-1)", "Previous list", key_display="["
+        ),
     ]
 
     def __init__(self) -> None:
@@ -163,9 +165,9 @@ class DatabaseScreen(OpsScreen):
             self._timer.pause()
 
     def _refresh_activity(self) -> None:
-        self.run_worker(  # Textual types a function worker as returning Never
-            self._load_activity, group="db-activity", exclusive=True, exit_on_error=False  # type: ignore[arg-type]
-        )
+        # Textual types a function worker as returning Never
+        work: Any = self._load_activity
+        self.run_worker(work, group="db-activity", exclusive=True, exit_on_error=False)
 
     async def _load_activity(self) -> None:
         states = self.query_one("#db-states", Static)

@@ -57,8 +57,6 @@ def alert_line(alert: AlertView, age: str) -> Text:
     return text
 
 
-
-
 def not_green(severity: Severity) -> Severity:
     """Unknown is never green: OK becomes INFO, anything worse stays."""
     return Severity.INFO if severity is Severity.OK else severity
