@@ -33,11 +33,14 @@ from loguru import logger
 from core.aio import get_within
 from core.db import describe_error
 from core.demo import content
+from core.demo.redrive_request import RedriveRequest, parse_redrive_payload
+from core.demo.reference import Channel, reference_channels
 from core.demo.scenario import DEFAULT_SEED, DEFAULT_SPEED, Scenario
 from core.migrate import APP_TABLES, quote_ident
 from core.triage.redrive import NOTIFY_CHANNEL as REDRIVE_CHANNEL
 
 Outcome = Literal["success", "failure"]
+
 
 MESSAGE_RATE = 1 / 12
 """Outbound messages per scenario second (eight small shops)."""
@@ -51,8 +54,6 @@ _TICK_S = 0.25
 _PRUNE_EVERY_S = 30.0
 _KEEP_SENT = 20_000
 _KEEP_CLOSED_DLQ = 20_000
-_MAX_IDS = 5_000
-_EVENT_KINDS = {"event", "events", "event_failure", "event_failures"}
 
 
 @dataclass(frozen=True)
@@ -69,71 +70,6 @@ class SimulatorCounters:
     bad_notifications: int = 0
     errors: int = 0
     last_error: str | None = None
-
-
-@dataclass(frozen=True)
-class RedriveRequest:
-    dlq_ids: tuple[int, ...] = ()
-    message_ids: tuple[int, ...] = ()
-    event_ids: tuple[int, ...] = ()
-
-    def __bool__(self) -> bool:
-        return bool(self.dlq_ids or self.message_ids or self.event_ids)
-
-
-def parse_redrive_payload(payload: str) -> RedriveRequest | None:
-    """``[1, 2]``, ``7``, ``{"kind": "dlq", "ids": [..], "message_ids": [..]}`` or
-    ``{"kind": "event", "ids": [..]}``; None if the payload is not understood."""
-    try:
-        data = json.loads(payload)
-    except (json.JSONDecodeError, TypeError):
-        return None
-    if isinstance(data, bool):
-        return None
-    if isinstance(data, int | list):
-        ids = _ids(data)
-        return RedriveRequest(dlq_ids=ids[:_MAX_IDS]) if ids else None
-    if not isinstance(data, dict):
-        return None
-    main = _ids(data.get("ids", []))
-    messages = _ids(data.get("message_ids", []))
-    events = _ids(data.get("event_ids", []))
-    dlq = _ids(data.get("dlq_ids", data.get("dead_letter_ids", [])))
-    if main is None or messages is None or events is None or dlq is None:
-        return None
-    if str(data.get("kind", "dlq")).lower() in _EVENT_KINDS:
-        events = (*events, *main)
-    else:
-        dlq = (*dlq, *main)
-    request = RedriveRequest(
-        dlq_ids=dlq[:_MAX_IDS], message_ids=messages[:_MAX_IDS], event_ids=events[:_MAX_IDS]
-    )
-    return request if request else None
-
-
-def _ids(value: object) -> tuple[int, ...] | None:
-    items = value if isinstance(value, list) else [value]
-    out: list[int] = []
-    for item in items:
-        if isinstance(item, bool):
-            return None
-        if isinstance(item, int):
-            out.append(item)
-        elif isinstance(item, str) and item.strip().isdigit():
-            out.append(int(item))
-        else:
-            return None
-    return tuple(out)
-
-
-@dataclass(frozen=True)
-class _Channel:
-    business_id: int
-    channel_id: int
-    platform: str
-    shop: str
-    language: str
-    country_code: str
 
 
 class TrafficSimulator:
@@ -177,7 +113,7 @@ class TrafficSimulator:
         self._tasks: list[asyncio.Task[None]] = []
         self._queue: asyncio.Queue[RedriveRequest] = asyncio.Queue(maxsize=1000)
         self._stopping = asyncio.Event()
-        self._channels: list[_Channel] = []
+        self._channels: list[Channel] = []
         self._c: dict[str, int] = {}
         self._last_error: str | None = None
 
@@ -256,39 +192,8 @@ class TrafficSimulator:
 
     async def ensure_reference_data(self) -> int:
         """Create the shops and their channels if there are no businesses; returns the channel count."""
-        t = self._t
-        async with self._require_pool().acquire() as conn, conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtext('opswatch-demo-reference'))")
-            if not await conn.fetchval(f"SELECT EXISTS (SELECT 1 FROM {t['businesses']})"):
-                for shop in content.SHOPS:
-                    business_id = await conn.fetchval(
-                        f"INSERT INTO {t['businesses']} (name, created_at) "
-                        "VALUES ($1, now() - interval '400 days') RETURNING id",
-                        shop.name,
-                    )
-                    await conn.executemany(
-                        f"INSERT INTO {t['social_channels']} (business_id, platform, name, created_at) "
-                        "VALUES ($1, $2, $3, now() - interval '300 days')",
-                        [(business_id, p, content.channel_name(shop, p)) for p in shop.platforms],
-                    )
-            rows = await conn.fetch(
-                f"SELECT c.id, c.business_id, c.platform, b.name FROM {t['social_channels']} c "
-                f"JOIN {t['businesses']} b ON b.id = c.business_id ORDER BY c.id"
-            )
-        shops = {s.name: s for s in content.SHOPS}
-        self._channels = []
-        for row in rows:
-            known = shops.get(row["name"])
-            self._channels.append(
-                _Channel(
-                    row["business_id"],
-                    row["id"],
-                    str(row["platform"]).lower(),
-                    row["name"],
-                    known.language if known else "en",
-                    known.country_code if known else "1",
-                )
-            )
+        async with self._require_pool().acquire() as conn:
+            self._channels = await reference_channels(conn, self._t)
         return len(self._channels)
 
     async def seed_backlog(self) -> bool:
@@ -326,7 +231,7 @@ class TrafficSimulator:
             for _ in range(events):
                 await self._insert_event_failure(conn, self._rng)
 
-    def _pick_channel(self, rng: random.Random) -> _Channel:
+    def _pick_channel(self, rng: random.Random) -> Channel:
         if not self._channels:
             raise RuntimeError("no businesses/channels: call ensure_reference_data() first")
         return rng.choice(self._channels)
@@ -335,7 +240,7 @@ class TrafficSimulator:
         self,
         conn: asyncpg.Connection,
         rng: random.Random,
-        ch: _Channel,
+        ch: Channel,
         status: str,
         error: str | None,
         age: timedelta,
