@@ -11,6 +11,7 @@ from tests.logs import captured_log
 from tests.pg import DatabaseFactory, server_dsn
 from tests.servers import WebhookSink
 from tests.smtp_server import SmtpSink
+from tests.test_triage_support import reset_app, seed_base
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -87,3 +88,11 @@ def logs() -> Iterator[list[str]]:
     """Everything logged through loguru while the test runs (as production formats it: no locals)."""
     with captured_log("DEBUG", "{level} {message} {extra}") as lines:
         yield lines
+
+
+@pytest.fixture
+async def base(database: Database) -> dict[str, int]:
+    """The app's tables emptied and the reference rows (businesses, channels) seeded; their ids."""
+    async with database.acquire() as conn:
+        await reset_app(conn)
+        return await seed_base(conn)

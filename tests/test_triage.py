@@ -10,16 +10,9 @@ from core.audit import read_audit
 from core.db import Database
 from core.errors import ReadOnlyError
 from core.triage import Cursor, DlqFilter, EventFilter, Sort, TriageService
-from tests.test_triage_support import add_dlq, add_events, reset_app, seed_base, triage_config
+from tests.test_triage_support import add_dlq, add_events, triage_config
 
 ACTOR = "alice@test"
-
-
-@pytest.fixture
-async def base(database: Database) -> dict[str, int]:
-    async with database.acquire() as conn:
-        await reset_app(conn)
-        return await seed_base(conn)
 
 
 @pytest.fixture

@@ -11,14 +11,7 @@ import pytest
 from core.audit import read_audit
 from core.db import Database, PoolSettings
 from core.triage import BulkProgress, DlqFilter, EventFilter, TriageService
-from tests.test_triage_support import add_dlq, add_events, reset_app, seed_base, triage_config
-
-
-@pytest.fixture
-async def base(database: Database) -> dict[str, int]:
-    async with database.acquire() as conn:
-        await reset_app(conn)
-        return await seed_base(conn)
+from tests.test_triage_support import add_dlq, add_events, triage_config
 
 
 @pytest.fixture

@@ -14,14 +14,7 @@ from core.db import Database
 from core.triage import REDRIVE_CHANNEL, DlqFilter, EventFilter, TriageService
 from core.triage.redrive import notify_payloads
 from tests.servers import ScriptedReply, WebhookSink
-from tests.test_triage_support import add_dlq, add_events, reset_app, seed_base, triage_config
-
-
-@pytest.fixture
-async def base(database: Database) -> dict[str, int]:
-    async with database.acquire() as conn:
-        await reset_app(conn)
-        return await seed_base(conn)
+from tests.test_triage_support import add_dlq, add_events, triage_config
 
 
 @pytest.fixture
