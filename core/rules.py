@@ -27,7 +27,6 @@ __all__ = [
     "advance",
     "applies_to",
     "breached",
-    "format_duration_human",
     "format_threshold",
     "format_value",
     "metric_unit",

@@ -19,13 +19,12 @@ from loguru import logger
 from core.alerting import AlertActions, AlertEngine
 from core.audit import AuditLog, default_actor
 from core.clock import Clock, utcnow
-from core.config import Config, secret_values
+from core.config import Config, register_secrets
 from core.db import Database, PoolSettings, describe_error
 from core.errors import UsageError
 from core.exporter import MetricsExporter
 from core.logging import LogBuffer, resolve_level, setup_logging
 from core.monitor import Monitor, MonitorRole, instance_name
-from core.redact import register_secret
 from core.spool import default_spool_dir
 from core.telemetry import init_sentry
 from core.triage import TriageService
@@ -69,15 +68,9 @@ def package_version() -> str:
 # -- observability ---------------------------------------------------------------------------------
 
 
-def _register_secrets(config: Config) -> None:
-    """Every secret of the config (found through its ``Secret`` types) is redacted from now on."""
-    for secret in secret_values(config):
-        register_secret(secret)
-
-
 def start_cli_logging(config: Config) -> None:
     """Short commands (dlq, events, audit, alert, check): secrets registered, warnings on stderr, no files."""
-    _register_secrets(config)
+    register_secrets(config)
     setup_logging(
         level=resolve_level("WARNING", os.environ),
         directory=None,
@@ -89,7 +82,7 @@ def start_cli_logging(config: Config) -> None:
 
 def start_observability(config: Config, *, console: bool, log_dir: Path | None = None) -> LogBuffer:
     """Register every configured secret for redaction, then start logging and Sentry."""
-    _register_secrets(config)
+    register_secrets(config)
     cfg = config.logging
     buffer = setup_logging(
         level=resolve_level(cfg.level, os.environ),
