@@ -158,8 +158,8 @@ class Monitor:
         self.started = False
         self._restored = False
 
-    # The faces reach these through core.runtime.Services; kept readable here while the triage
-    # screens move over.
+    # The faces reach these through core.runtime.Services; readable here for tests and benches
+    # that drive a Monitor directly.
     @property
     def triage(self) -> TriageService:
         return self._triage

@@ -73,7 +73,7 @@ class TriageScreen(ResponsiveLayout, FilterKeys, ActionFlow, OpsScreen, Generic[
     @property
     def triage(self) -> TriageService:
         """The one way this screen reaches the triage service."""
-        service: TriageService = self.ops.monitor.triage
+        service: TriageService = self.ops.services.triage
         return service
 
     @property
